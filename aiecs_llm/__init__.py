@@ -1,0 +1,60 @@
+"""aiecs_llm: one async interface to OpenAI, Anthropic, Google and every other LiteLLM provider.
+
+Importing this package does not import LiteLLM (seconds, ~200 MB); that happens on the first call.
+"""
+
+from aiecs_llm.client import BaseLLMClient
+from aiecs_llm.errors import (
+    AuthenticationError,
+    BudgetExceededError,
+    ConfigurationError,
+    ContentPolicyError,
+    ContextWindowExceededError,
+    InvalidRequestError,
+    InvalidResponseError,
+    LLMClientError,
+    ModelNotFoundError,
+    ProviderNotAvailableError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTimeoutError,
+    StreamInterruptedError,
+)
+from aiecs_llm.litellm_client import LiteLLMClient
+from aiecs_llm.providers import PROVIDERS, create_client
+from aiecs_llm.providers.anthropic import AnthropicClient
+from aiecs_llm.providers.google import GoogleAIClient
+from aiecs_llm.providers.openai import OpenAIClient
+from aiecs_llm.settings import LLMSettings
+from aiecs_llm.streaming import TextStream
+from aiecs_llm.types import LLMMessage, LLMResponse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PROVIDERS",
+    "AnthropicClient",
+    "AuthenticationError",
+    "BaseLLMClient",
+    "BudgetExceededError",
+    "ConfigurationError",
+    "ContentPolicyError",
+    "ContextWindowExceededError",
+    "GoogleAIClient",
+    "InvalidRequestError",
+    "InvalidResponseError",
+    "LLMClientError",
+    "LLMMessage",
+    "LLMResponse",
+    "LLMSettings",
+    "LiteLLMClient",
+    "ModelNotFoundError",
+    "OpenAIClient",
+    "ProviderNotAvailableError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "StreamInterruptedError",
+    "TextStream",
+    "create_client",
+]

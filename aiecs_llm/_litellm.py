@@ -1,0 +1,63 @@
+"""The only module that imports LiteLLM.
+
+``import litellm`` costs seconds and ~200 MB, so it happens on first use, not when aiecs_llm is
+imported. Loading also fixes LiteLLM's process-wide switches once, so that nothing has to be
+changed per call: the bundled cost map instead of a network fetch, and no banners on stdout.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+COST_MAP_ENV = "LITELLM_LOCAL_MODEL_COST_MAP"
+
+
+@cache
+def litellm() -> ModuleType:
+    """The LiteLLM module, configured for library use."""
+    # LiteLLM reads this at import time; without it the import downloads the price map.
+    # A user who set it either way keeps their choice.
+    os.environ.setdefault(COST_MAP_ENV, "True")
+    import litellm as module
+
+    # LiteLLM prints "Give Feedback / Get Help" banners to stdout on every exception otherwise.
+    module.suppress_debug_info = True
+    loaded: ModuleType = module
+    return loaded
+
+
+def provider_of(model: str) -> tuple[str, str]:
+    """Split a LiteLLM model string into (model name, LiteLLM provider); raises LiteLLM's error
+    when no provider can be inferred.
+    """
+    name, provider, _key, _base = litellm().get_llm_provider(model=model)
+    return name, provider
+
+
+def model_info(model: str, provider: str | None = None) -> dict[str, Any] | None:
+    """LiteLLM's map entry for a model (context window, prices, deprecation), or None."""
+    try:
+        info = litellm().get_model_info(model=model, custom_llm_provider=provider)
+    except Exception:  # noqa: BLE001 - LiteLLM raises a bare Exception for unmapped models.
+        return None
+    return dict(info)
+
+
+def openai_sdk_client(*, api_key: str | None, base_url: str | None, timeout: float) -> Any:
+    """An ``openai.AsyncOpenAI`` owned by one of our clients, with the SDK's retries off."""
+    import openai
+
+    return openai.AsyncOpenAI(
+        api_key=api_key or "not-needed", base_url=base_url, timeout=timeout, max_retries=0
+    )
+
+
+def http_handler(*, timeout: float) -> Any:
+    """A LiteLLM ``AsyncHTTPHandler`` owned by one of our clients (Anthropic, Gemini paths)."""
+    litellm()
+    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+    return AsyncHTTPHandler(timeout=timeout)

@@ -1,0 +1,144 @@
+"""A request on its way through LiteLLM, and reading LiteLLM's answers (whole responses and
+stream chunks) into ``LLMResponse``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiecs_llm import pricing
+from aiecs_llm.errors import InvalidResponseError, LLMClientError, translate_error
+from aiecs_llm.settings import TokenPrice
+from aiecs_llm.types import LLMMessage, LLMResponse
+
+
+@dataclass(slots=True)
+class PreparedCall:
+    """One prepared request: what goes to LiteLLM and what we need to account for it."""
+
+    params: dict[str, Any]
+    model: str
+    provider: str
+    litellm_provider: str
+    secrets: tuple[str, ...]
+    messages: tuple[LLMMessage, ...]
+    http_client: Any
+    timeout: float
+    max_retries: int
+    overrides: Mapping[str, TokenPrice]
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        """``time.monotonic()`` by which the call, retries included, must be over."""
+        return self.started + self.timeout
+
+    def fail(self, exc: BaseException) -> LLMClientError:
+        """``exc`` translated into our error tree, keys redacted, for ``raise ... from exc``."""
+        return translate_error(exc, provider=self.provider, model=self.model, secrets=self.secrets)
+
+
+def to_response(raw: Any, call: PreparedCall) -> LLMResponse:
+    """Read a LiteLLM ``ModelResponse`` into an ``LLMResponse``."""
+    choices = getattr(raw, "choices", None)
+    if not choices:
+        raise InvalidResponseError(
+            "the provider's answer has no choices",
+            provider=call.provider,
+            model=call.model,
+        )
+    message = getattr(choices[0], "message", None)
+    return build_response(
+        call,
+        content=getattr(message, "content", None) or "",
+        model=getattr(raw, "model", None),
+        usage=getattr(raw, "usage", None),
+        finish_reason=getattr(choices[0], "finish_reason", None),
+    )
+
+
+class StreamReading:
+    """Collects what a LiteLLM stream says besides the text: model, usage, finish reason."""
+
+    def __init__(self, call: PreparedCall) -> None:
+        self.call = call
+        self.parts: list[str] = []
+        self.model: str | None = None
+        self.usage: Any = None
+        self.finish_reason: str | None = None
+        self.first_chunk_at: float | None = None
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(self.parts)
+
+    def add(self, chunk: Any) -> str:
+        """Take in one LiteLLM chunk; return its text ("" for a chunk with none)."""
+        self.model = getattr(chunk, "model", None) or self.model
+        self.usage = getattr(chunk, "usage", None) or self.usage
+        choices = getattr(chunk, "choices", None) or ()
+        if not choices:
+            return ""
+        self.finish_reason = getattr(choices[0], "finish_reason", None) or self.finish_reason
+        text = getattr(getattr(choices[0], "delta", None), "content", None) or ""
+        if text:
+            if self.first_chunk_at is None:
+                self.first_chunk_at = time.monotonic()
+            self.parts.append(text)
+        return text
+
+    def finish(self) -> LLMResponse:
+        """The response once the stream has ended; an error if it ended unfinished."""
+        if self.finish_reason is None:
+            raise InvalidResponseError("the stream ended before the provider said it finished")
+        first = self.first_chunk_at
+        return build_response(
+            self.call,
+            content=self.text,
+            model=self.model,
+            usage=self.usage,
+            finish_reason=self.finish_reason,
+            time_to_first_chunk=None if first is None else first - self.call.started,
+        )
+
+
+def build_response(
+    call: PreparedCall,
+    *,
+    content: str,
+    model: str | None,
+    usage: Any,
+    finish_reason: str | None,
+    time_to_first_chunk: float | None = None,
+) -> LLMResponse:
+    """Assemble the ``LLMResponse``: usage from the provider's counts, cost from its prices."""
+    answered_by = model or call.model
+    cost = None
+    if usage is not None:
+        cost = pricing.usage_cost(
+            usage=usage,
+            models=[answered_by, call.model],
+            provider=call.litellm_provider,
+            overrides=call.overrides,
+        )
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    return LLMResponse(
+        content=content,
+        provider=call.provider,
+        model=answered_by,
+        requested_model=call.params["model"],
+        tokens_used=getattr(usage, "total_tokens", None),
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        cached_tokens=getattr(prompt_details, "cached_tokens", None),
+        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
+        cost_estimate=cost,
+        response_time=time.monotonic() - call.started,
+        time_to_first_chunk=time_to_first_chunk,
+        finish_reason=finish_reason,
+    )

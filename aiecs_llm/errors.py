@@ -1,0 +1,309 @@
+"""The exceptions raised by aiecs_llm, and the one place where LiteLLM's are translated.
+
+The tree::
+
+    LLMClientError                      root: catch this to catch everything
+    ├── ConfigurationError              a caller mistake: missing key, bad config file or parameter
+    ├── BudgetExceededError             a spending limit would be crossed; nothing was sent
+    ├── ProviderNotAvailableError       5xx, 529 overloaded, connection failures (retried)
+    │   ├── RequestTimeoutError         no answer within the timeout (retried)
+    │   └── StreamInterruptedError      a stream broke after it started; has .partial_text
+    ├── RateLimitError                  429; .retry_after: seconds the provider asked (retried)
+    │   └── QuotaExceededError          the account's quota or credit is spent (not retried)
+    ├── AuthenticationError             401 / 403 / a key the provider rejects
+    ├── ModelNotFoundError              404 / a model string no provider knows
+    ├── InvalidRequestError             400 / 422: the provider refused this request
+    │   ├── ContextWindowExceededError  the prompt is longer than the model's context window
+    │   └── ContentPolicyError          refused by the provider's content filter
+    └── InvalidResponseError            the provider answered something that cannot be parsed
+
+Every error carries ``provider``, ``model``, ``status_code`` and ``retry_after``, keeps the
+original exception as ``__cause__``, and never contains an API key.
+
+Classification is by HTTP status first and LiteLLM exception class second, because the status is
+what the provider actually returned while LiteLLM's class is its own guess, and LiteLLM maps some
+statuses wrongly (a 403 on the OpenAI path arrives as ``litellm.APIError``; Anthropic's 529
+arrives as a 500 ``InternalServerError``). The class is used when it is *more specific* than the
+status (``ContextWindowExceededError`` below 400) or when there is no status at all.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from typing_extensions import override
+
+from aiecs_llm.redaction import redact
+
+__all__ = [
+    "AuthenticationError",
+    "BudgetExceededError",
+    "ConfigurationError",
+    "ContentPolicyError",
+    "ContextWindowExceededError",
+    "InvalidRequestError",
+    "InvalidResponseError",
+    "LLMClientError",
+    "ModelNotFoundError",
+    "ProviderNotAvailableError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "StreamInterruptedError",
+]
+
+
+class LLMClientError(Exception):
+    """Root of every error raised by aiecs_llm."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+    @override
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, "
+            f"model={self.model!r}, status_code={self.status_code!r})"
+        )
+
+
+class ConfigurationError(LLMClientError):
+    """A caller mistake: a missing key, an invalid config file or parameter."""
+
+
+class BudgetExceededError(LLMClientError):
+    """The request would cross a spending limit, so it was not sent."""
+
+
+class ProviderNotAvailableError(LLMClientError):
+    """The provider could not serve the request: 5xx, 529 overloaded, connection failure."""
+
+
+class RequestTimeoutError(ProviderNotAvailableError):
+    """The provider did not answer within the timeout."""
+
+
+class StreamInterruptedError(ProviderNotAvailableError):
+    """A stream broke after it had started; ``partial_text`` holds what was already yielded."""
+
+    def __init__(self, message: str, *, partial_text: str = "", **context: Any) -> None:
+        super().__init__(message, **context)
+        self.partial_text = partial_text
+
+
+class RateLimitError(LLMClientError):
+    """429: too many requests or tokens; ``retry_after`` is the wait the provider asked for."""
+
+
+class QuotaExceededError(RateLimitError):
+    """The account's quota or credit is exhausted; waiting will not help."""
+
+
+class AuthenticationError(LLMClientError):
+    """401 / 403: the key is missing, wrong, revoked or lacks permission."""
+
+
+class ModelNotFoundError(LLMClientError):
+    """404, or a model string that no provider knows."""
+
+
+class InvalidRequestError(LLMClientError):
+    """400 / 422: the provider refused the request as malformed or unsupported."""
+
+
+class ContextWindowExceededError(InvalidRequestError):
+    """The conversation is longer than the model's context window."""
+
+
+class ContentPolicyError(InvalidRequestError):
+    """The provider's content filter refused the request or the answer."""
+
+
+class InvalidResponseError(LLMClientError):
+    """The provider answered, but not in a form that can be understood."""
+
+
+_BY_STATUS: dict[int, type[LLMClientError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    402: QuotaExceededError,
+    403: AuthenticationError,
+    404: ModelNotFoundError,
+    408: RequestTimeoutError,
+    413: ContextWindowExceededError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
+
+# LiteLLM class name -> our class. Names rather than classes so that this module does not import
+# LiteLLM; the most specific entry along the exception's MRO wins. A test checks that every
+# exception class LiteLLM exports resolves to an entry here.
+_BY_LITELLM_CLASS: dict[str, type[LLMClientError]] = {
+    "APIConnectionError": ProviderNotAvailableError,
+    "APIError": ProviderNotAvailableError,
+    "APIResponseValidationError": InvalidResponseError,
+    "AuthenticationError": AuthenticationError,
+    "BadGatewayError": ProviderNotAvailableError,
+    "BadRequestError": InvalidRequestError,
+    "BlockedPiiEntityError": ContentPolicyError,
+    "BudgetExceededError": BudgetExceededError,
+    "ContentPolicyViolationError": ContentPolicyError,
+    "ContextWindowExceededError": ContextWindowExceededError,
+    "GuardrailRaisedException": ContentPolicyError,
+    "InternalServerError": ProviderNotAvailableError,
+    "JSONSchemaValidationError": InvalidResponseError,
+    "LiteLLMUnknownProvider": ModelNotFoundError,
+    "MidStreamFallbackError": StreamInterruptedError,
+    "MockException": LLMClientError,
+    "ModelNotMappedError": ModelNotFoundError,
+    "ModifyResponseException": InvalidResponseError,
+    "NotFoundError": ModelNotFoundError,
+    "OpenAIError": LLMClientError,
+    "PaymentRequiredError": QuotaExceededError,
+    "PermissionDeniedError": AuthenticationError,
+    "RateLimitError": RateLimitError,
+    "RejectedRequestError": ContentPolicyError,
+    "SensitiveDataRouteException": ContentPolicyError,
+    "ServiceUnavailableError": ProviderNotAvailableError,
+    "Timeout": RequestTimeoutError,
+    "UnprocessableEntityError": InvalidRequestError,
+    # Transport and parsing failures that can escape LiteLLM unwrapped.
+    "TimeoutError": RequestTimeoutError,
+    "TimeoutException": RequestTimeoutError,
+    "ServerTimeoutError": RequestTimeoutError,
+    "ConnectionError": ProviderNotAvailableError,
+    "TransportError": ProviderNotAvailableError,
+    "ClientError": ProviderNotAvailableError,
+    "JSONDecodeError": InvalidResponseError,
+}
+
+# Providers say "quota" in a 429 when waiting will not help; retrying those only burns time.
+_QUOTA_MARKERS = ("insufficient_quota", "exceeded your current quota", "billing")
+# Anthropic reports its 529 "overloaded" as a 500 through LiteLLM.
+_OVERLOADED_MARKERS = ("overloaded_error", "overloaded")
+
+
+def translate_error(
+    exc: BaseException,
+    *,
+    provider: str | None,
+    model: str | None,
+    secrets: Iterable[str] = (),
+) -> LLMClientError:
+    """Turn any exception raised while talking to a provider into the matching LLMClientError.
+
+    The caller raises the result ``from exc``. Already-translated errors pass through.
+    """
+    if isinstance(exc, LLMClientError):
+        return exc
+    status = _status_of(exc)
+    message = redact(_message_of(exc), secrets)
+    error_class = _classify(exc, status, message)
+    context: dict[str, Any] = {
+        "provider": provider or getattr(exc, "llm_provider", None) or None,
+        "model": model or getattr(exc, "model", None) or None,
+        "status_code": status,
+        "retry_after": retry_after_seconds(_headers_of(exc)),
+    }
+    return error_class(message, **context)
+
+
+def _classify(exc: BaseException, status: int | None, message: str) -> type[LLMClientError]:
+    by_class = _class_table_match(type(exc))
+    by_status = _BY_STATUS.get(status) if status is not None else None
+    if by_status is None and status is not None and status >= 500:
+        by_status = ProviderNotAvailableError
+    if by_status is None:
+        chosen = by_class or LLMClientError
+    elif by_class is not None and issubclass(by_class, by_status):
+        chosen = by_class
+    # Gemini rejects a bad key with 400 INVALID_ARGUMENT; LiteLLM recognises it as auth.
+    elif by_class is AuthenticationError and status == 400:
+        chosen = AuthenticationError
+    else:
+        chosen = by_status
+    lowered = message.lower()
+    if chosen is RateLimitError and any(marker in lowered for marker in _QUOTA_MARKERS):
+        return QuotaExceededError
+    if chosen is LLMClientError and any(marker in lowered for marker in _OVERLOADED_MARKERS):
+        return ProviderNotAvailableError
+    return chosen
+
+
+def _class_table_match(exc_type: type[BaseException]) -> type[LLMClientError] | None:
+    for klass in exc_type.__mro__:
+        mapped = _BY_LITELLM_CLASS.get(klass.__name__)
+        if mapped is not None:
+            return mapped
+    return None
+
+
+def _status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 100 <= status < 600:
+        return status
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) and 100 <= status < 600 else None
+
+
+def _message_of(exc: BaseException) -> str:
+    message = getattr(exc, "message", None)
+    text = message if isinstance(message, str) and message else str(exc)
+    return text or type(exc).__name__
+
+
+def _headers_of(exc: BaseException) -> Mapping[str, str]:
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is None:
+        headers = getattr(exc, "headers", None)
+    if not isinstance(headers, Mapping):
+        try:
+            headers = dict(headers) if headers is not None else {}
+        except (TypeError, ValueError):
+            headers = {}
+    return {str(key).lower(): str(value) for key, value in headers.items()}
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Read how long the server asked us to wait: ``retry-after-ms``, then ``retry-after``
+    (seconds or an HTTP date). Returns None when absent or unreadable.
+    """
+    lowered = {key.lower(): value for key, value in headers.items()}
+    raw_ms = lowered.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return max(float(raw_ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(when.timestamp() - current, 0.0)

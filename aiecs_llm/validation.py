@@ -1,0 +1,65 @@
+"""Checks on call arguments, made before any HTTP is sent so that a bad value fails fast with a
+message naming it, instead of deep inside LiteLLM or as a provider's 400 that costs a round trip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from aiecs_llm import _litellm
+from aiecs_llm.errors import ConfigurationError, InvalidRequestError
+from aiecs_llm.types import LLMMessage
+
+
+def check_messages(messages: Sequence[LLMMessage]) -> tuple[LLMMessage, ...]:
+    """The conversation as a tuple of validated messages (dicts are accepted and validated)."""
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise InvalidRequestError("messages must be a list of LLMMessage")
+    if not messages:
+        raise InvalidRequestError("messages must not be empty")
+    conversation = []
+    for index, message in enumerate(messages):
+        if isinstance(message, LLMMessage):
+            conversation.append(message)
+        elif isinstance(message, Mapping):
+            # Plain dicts are accepted and validated the same way.
+            conversation.append(LLMMessage(**message))
+        else:
+            raise InvalidRequestError(
+                f"messages[{index}] must be an LLMMessage, not {type(message).__name__}"
+            )
+    return tuple(conversation)
+
+
+def check_temperature(value: float) -> float:
+    """A sampling temperature in the range every provider accepts."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
+        raise InvalidRequestError(f"temperature must be a number from 0 to 2, got {value!r}")
+    return float(value)
+
+
+def check_max_tokens(value: int, model: str, provider: str) -> int:
+    """A positive output limit, no larger than LiteLLM's map says the model can produce."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidRequestError(f"max_tokens must be a whole number > 0, got {value!r}")
+    info = _litellm.model_info(model, provider) or {}
+    limit = info.get("max_output_tokens") or info.get("max_tokens")
+    if isinstance(limit, int) and value > limit:
+        raise InvalidRequestError(
+            f"max_tokens={value} is more than {model} can produce ({limit})",
+            model=model,
+        )
+    return value
+
+
+def check_seconds(value: float, name: str) -> float:
+    """A finite, positive duration in seconds."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
