@@ -1,0 +1,47 @@
+"""Test-wide rules: no network beyond loopback, no real keys, LiteLLM's bundled price map."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# LiteLLM reads this at import; without it the import would fetch the price map.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+ROOT = Path(__file__).resolve().parent.parent
+CASSETTES = ROOT / "cassettes"
+CONFORMANCE = ROOT.parent / "shared" / "conformance"
+
+PROVIDER_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "GOOGLE_AI_API_KEY",
+    "GEMINI_API_KEY",
+    "LLM_DEFAULT_MODEL",
+    "LLM_DEFAULT_TEMPERATURE",
+    "LLM_MAX_TOKENS",
+    "LLM_TIMEOUT",
+    "LLM_MAX_RETRIES",
+    "LLM_CONFIG_FILE",
+)
+
+FAKE_KEYS = {
+    "OPENAI_API_KEY": "sk-test-openai-0000000000000000",
+    "ANTHROPIC_API_KEY": "sk-ant-test-0000000000000000",
+    "GOOGLE_AI_API_KEY": "test-google-key-000000000000",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts with fake keys and no other LLM configuration from the machine."""
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in FAKE_KEYS.items():
+        monkeypatch.setenv(name, value)
+    yield
+

@@ -1,0 +1,35 @@
+import subprocess
+import sys
+
+import aiecs_llm
+
+
+def test_all_lists_exactly_the_public_names():
+    assert len(aiecs_llm.__all__) == len(set(aiecs_llm.__all__))
+    public = {name for name in dir(aiecs_llm) if not name.startswith("_")}
+    modules = {"client", "errors", "litellm_client", "providers", "settings", "streaming",
+               "types", "pricing", "redaction", "retry", "calls", "validation", "provider_spec"}
+    assert public - modules - {"testing"} == set(aiecs_llm.__all__)
+
+
+def test_every_exported_name_resolves():
+    for name in aiecs_llm.__all__:
+        assert getattr(aiecs_llm, name) is not None
+
+
+def test_import_does_not_load_litellm():
+    code = (
+        "import sys, aiecs_llm\n"
+        "heavy = [m for m in ('litellm', 'openai', 'tiktoken', 'tokenizers') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_package_is_typed():
+    from importlib.resources import files
+
+    assert files("aiecs_llm").joinpath("py.typed").is_file()
