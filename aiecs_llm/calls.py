@@ -78,7 +78,11 @@ class StreamReading:
 
     def add(self, chunk: Any) -> str:
         """Take in one LiteLLM chunk; return its text ("" for a chunk with none)."""
-        self.model = getattr(chunk, "model", None) or self.model
+        # LiteLLM rewrites chunk.model to the requested name; the provider's own (often dated)
+        # name survives in the hidden params.
+        hidden = getattr(chunk, "_hidden_params", None)
+        served = hidden.get("provider_response_model") if isinstance(hidden, dict) else None
+        self.model = served or self.model or getattr(chunk, "model", None)
         self.usage = getattr(chunk, "usage", None) or self.usage
         choices = getattr(chunk, "choices", None) or ()
         if not choices:

@@ -17,8 +17,10 @@ The tree::
     │   └── ContentPolicyError          refused by the provider's content filter
     └── InvalidResponseError            the provider answered something that cannot be parsed
 
-Every error carries ``provider``, ``model``, ``status_code`` and ``retry_after``, keeps the
-original exception as ``__cause__``, and never contains an API key.
+Every error carries ``provider``, ``model``, ``status_code``, ``retry_after`` and ``code`` (the
+provider's own error code, e.g. ``insufficient_quota``, ``overloaded_error``,
+``RESOURCE_EXHAUSTED``), keeps the original exception as ``__cause__``, and never contains an
+API key. Its message is the provider's own message when the provider sent one.
 
 Classification is by HTTP status first and LiteLLM exception class second, because the status is
 what the provider actually returned while LiteLLM's class is its own guess, and LiteLLM maps some
@@ -30,6 +32,8 @@ status (``ContextWindowExceededError`` below 400) or when there is no status at 
 from __future__ import annotations
 
 import email.utils
+import json
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -67,6 +71,7 @@ class LLMClientError(Exception):
         model: str | None = None,
         status_code: int | None = None,
         retry_after: float | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -74,6 +79,7 @@ class LLMClientError(Exception):
         self.model = model
         self.status_code = status_code
         self.retry_after = retry_after
+        self.code = code
 
     @override
     def __repr__(self) -> str:
@@ -213,13 +219,16 @@ def translate_error(
     if isinstance(exc, LLMClientError):
         return exc
     status = _status_of(exc)
-    message = redact(_message_of(exc), secrets)
-    error_class = _classify(exc, status, message)
+    raw_message = redact(_message_of(exc), secrets)
+    provider_message, code, body_delay = _provider_error(raw_message)
+    error_class = _classify(exc, status, f"{code or ''} {raw_message}")
+    message = provider_message or raw_message
     context: dict[str, Any] = {
         "provider": provider or getattr(exc, "llm_provider", None) or None,
         "model": model or getattr(exc, "model", None) or None,
         "status_code": status,
-        "retry_after": retry_after_seconds(_headers_of(exc)),
+        "retry_after": _first_known(retry_after_seconds(_headers_of(exc)), body_delay),
+        "code": code,
     }
     return error_class(message, **context)
 
@@ -263,10 +272,64 @@ def _status_of(exc: BaseException) -> int | None:
     return status if isinstance(status, int) and 100 <= status < 600 else None
 
 
+# LiteLLM prefixes messages with its class names ("litellm.RateLimitError: RateLimitError:
+# OpenAIException - ..."); the class is already ours, so only the provider's words are kept.
+_LITELLM_PREFIX = re.compile(r"^(?:\s*(?:litellm\.)?\w+(?:Error|Exception)\s*(?::|-)\s*)+")
+
+
 def _message_of(exc: BaseException) -> str:
     message = getattr(exc, "message", None)
     text = message if isinstance(message, str) and message else str(exc)
-    return text or type(exc).__name__
+    return _LITELLM_PREFIX.sub("", text).strip() or type(exc).__name__
+
+
+def _provider_error(text: str) -> tuple[str | None, str | None, float | None]:
+    """The message, code and requested retry delay from a provider's JSON error body quoted in
+    ``text``.
+
+    OpenAI sends ``{"error": {"message", "type", "code"}}``, Anthropic
+    ``{"type": "error", "error": {"type", "message"}}``, Gemini
+    ``{"error": {"code": 429, "message", "status", "details": [RetryInfo]}}``.
+    """
+    start = text.find("{")
+    if start < 0:
+        return None, None, None
+    try:
+        body = json.loads(text[start:])
+    except json.JSONDecodeError:
+        return None, None, None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None, None, None
+    message = error.get("message")
+    code = next(
+        (
+            value
+            for value in (error.get("code"), error.get("status"), error.get("type"))
+            if isinstance(value, str) and value
+        ),
+        None,
+    )
+    message = message if isinstance(message, str) and message else None
+    return message, code, _retry_info_delay(error.get("details"))
+
+
+def _retry_info_delay(details: object) -> float | None:
+    # Gemini says how long to wait in the body, not in a header: RetryInfo.retryDelay "7s".
+    if not isinstance(details, list):
+        return None
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("rpc.RetryInfo"):
+            delay = str(detail.get("retryDelay", ""))
+            try:
+                return max(float(delay.removesuffix("s")), 0.0)
+            except ValueError:
+                return None
+    return None
+
+
+def _first_known(*values: float | None) -> float | None:
+    return next((value for value in values if value is not None), None)
 
 
 def _headers_of(exc: BaseException) -> Mapping[str, str]:

@@ -59,7 +59,10 @@ def translate(exc):
 
 def test_status_beats_litellm_class_403_arriving_as_api_error():
     exc = litellm.APIError(
-        status_code=403, message="forbidden", llm_provider="openai", model="gpt-4o-mini",
+        status_code=403,
+        message="forbidden",
+        llm_provider="openai",
+        model="gpt-4o-mini",
         request=REQUEST,
     )
     error = translate(exc)
@@ -70,7 +73,8 @@ def test_status_beats_litellm_class_403_arriving_as_api_error():
 def test_anthropic_529_reported_as_500_is_provider_not_available():
     exc = litellm.InternalServerError(
         message='AnthropicException - {"type":"error","error":{"type":"overloaded_error"}}',
-        llm_provider="anthropic", model="claude-sonnet-4-5",
+        llm_provider="anthropic",
+        model="claude-sonnet-4-5",
     )
     assert type(translate(exc)) is aiecs_llm.ProviderNotAvailableError
 
@@ -78,7 +82,9 @@ def test_anthropic_529_reported_as_500_is_provider_not_available():
 def test_more_specific_class_under_the_status_wins():
     exc = litellm.ContextWindowExceededError(
         message="This model's maximum context length is 128000 tokens",
-        model="gpt-4o-mini", llm_provider="openai", response=response(400),
+        model="gpt-4o-mini",
+        llm_provider="openai",
+        response=response(400),
     )
     error = translate(exc)
     assert type(error) is aiecs_llm.ContextWindowExceededError
@@ -94,7 +100,9 @@ def test_content_policy():
 
 def test_rate_limit_carries_retry_after():
     exc = litellm.RateLimitError(
-        message="slow down", llm_provider="openai", model="gpt-4o-mini",
+        message="slow down",
+        llm_provider="openai",
+        model="gpt-4o-mini",
         response=response(429, {"retry-after": "7"}),
     )
     error = translate(exc)
@@ -107,7 +115,9 @@ def test_quota_429_is_not_a_plain_rate_limit():
     exc = litellm.RateLimitError(
         message='{"error": {"code": "insufficient_quota", "message": "You exceeded your current '
         'quota"}}',
-        llm_provider="openai", model="gpt-4o-mini", response=response(429),
+        llm_provider="openai",
+        model="gpt-4o-mini",
+        response=response(429),
     )
     assert type(translate(exc)) is aiecs_llm.QuotaExceededError
 
@@ -151,7 +161,8 @@ def test_keys_are_redacted_from_messages():
     key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
     exc = litellm.AuthenticationError(
         message=f"Incorrect API key provided: {key}. And partially: {key[3:20]}",
-        llm_provider="openai", model="gpt-4o-mini",
+        llm_provider="openai",
+        model="gpt-4o-mini",
     )
     error = translate_error(exc, provider="openai", model="gpt-4o-mini", secrets=[key])
     for text in (str(error), repr(error), error.message):
@@ -183,13 +194,54 @@ NOW = 1_700_000_000.0
         ({"retry-after-ms": "250"}, 0.25),
         ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
         ({"retry-after-ms": "soon", "retry-after": "9"}, 9.0),
-        ({"retry-after": format_datetime(datetime.fromtimestamp(NOW, UTC) + timedelta(seconds=30),
-                                         usegmt=True)}, 30.0),
-        ({"retry-after": format_datetime(datetime.fromtimestamp(NOW, UTC) - timedelta(seconds=30),
-                                         usegmt=True)}, 0.0),
+        (
+            {
+                "retry-after": format_datetime(
+                    datetime.fromtimestamp(NOW, UTC) + timedelta(seconds=30), usegmt=True
+                )
+            },
+            30.0,
+        ),
+        (
+            {
+                "retry-after": format_datetime(
+                    datetime.fromtimestamp(NOW, UTC) - timedelta(seconds=30), usegmt=True
+                )
+            },
+            0.0,
+        ),
         ({"retry-after": "Fri, 99 Foo 2023 16:26:57 GMT"}, None),
         ({"retry-after": "later"}, None),
     ],
 )
 def test_retry_after_parsing(headers, expected):
     assert errors.retry_after_seconds(headers, now=NOW) == expected
+
+
+def test_gemini_retry_info_in_the_body_is_the_retry_after():
+    body = (
+        '{"error": {"code": 429, "message": "Resource exhausted.", "status": "RESOURCE_EXHAUSTED",'
+        ' "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12s"}]}}'
+    )
+    exc = litellm.RateLimitError(
+        message=f"litellm.RateLimitError: geminiException - {body}",
+        llm_provider="gemini",
+        model="gemini-2.5-flash",
+        response=response(429),
+    )
+    error = translate_error(exc, provider="google", model="gemini-2.5-flash")
+    assert type(error) is aiecs_llm.RateLimitError
+    assert error.retry_after == 12.0
+    assert error.code == "RESOURCE_EXHAUSTED"
+    assert error.message == "Resource exhausted."
+
+
+def test_provider_message_and_code_are_extracted():
+    exc = litellm.InternalServerError(
+        message='AnthropicException - {"type":"error","error":{"type":"overloaded_error",'
+        '"message":"Overloaded"}}',
+        llm_provider="anthropic",
+        model="claude-sonnet-4-5",
+    )
+    error = translate(exc)
+    assert (error.message, error.code) == ("Overloaded", "overloaded_error")

@@ -1,0 +1,7 @@
+"""``python -m aiecs_llm``: the same as the ``aiecs-llm`` command."""
+
+import sys
+
+from aiecs_llm.cli import main
+
+sys.exit(main())
