@@ -36,6 +36,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from typing_extensions import override
@@ -175,7 +176,7 @@ _BY_LITELLM_CLASS: dict[str, type[LLMClientError]] = {
     "InternalServerError": ProviderNotAvailableError,
     "JSONSchemaValidationError": InvalidResponseError,
     "LiteLLMUnknownProvider": ModelNotFoundError,
-    "MidStreamFallbackError": StreamInterruptedError,
+    "MidStreamFallbackError": ProviderNotAvailableError,
     "MockException": LLMClientError,
     "ModelNotMappedError": ModelNotFoundError,
     "ModifyResponseException": InvalidResponseError,
@@ -218,19 +219,23 @@ def translate_error(
     """
     if isinstance(exc, LLMClientError):
         return exc
-    status = _status_of(exc)
+    wrapped = getattr(exc, "original_exception", None)
+    if type(exc).__name__ == "MidStreamFallbackError" and isinstance(wrapped, BaseException):
+        # LiteLLM wraps whatever broke a stream, even a 429 before the first chunk; the stream
+        # reader decides whether it was mid-stream, so classify the original failure.
+        return translate_error(wrapped, provider=provider, model=model, secrets=secrets)
     raw_message = redact(_message_of(exc), secrets)
-    provider_message, code, body_delay = _provider_error(raw_message)
-    error_class = _classify(exc, status, f"{code or ''} {raw_message}")
-    message = provider_message or raw_message
+    said = _provider_error(raw_message)
+    status = _status_of(exc, said.status)
+    error_class = _classify(exc, status, f"{said.code or ''} {raw_message}")
     context: dict[str, Any] = {
         "provider": provider or getattr(exc, "llm_provider", None) or None,
         "model": model or getattr(exc, "model", None) or None,
         "status_code": status,
-        "retry_after": _first_known(retry_after_seconds(_headers_of(exc)), body_delay),
-        "code": code,
+        "retry_after": _first_known(retry_after_seconds(_headers_of(exc)), said.retry_delay),
+        "code": said.code,
     }
-    return error_class(message, **context)
+    return error_class(said.message or raw_message, **context)
 
 
 def _classify(exc: BaseException, status: int | None, message: str) -> type[LLMClientError]:
@@ -263,13 +268,16 @@ def _class_table_match(exc_type: type[BaseException]) -> type[LLMClientError] | 
     return None
 
 
-def _status_of(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and 100 <= status < 600:
-        return status
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    return status if isinstance(status, int) and 100 <= status < 600 else None
+def _status_of(exc: BaseException, body_status: int | None) -> int | None:
+    # LiteLLM folds some statuses into its own (Anthropic's 529 and Gemini's 503 become 500).
+    # What the provider said survives in provider_status_code, or in Gemini's body.
+    candidates = (
+        getattr(exc, "provider_status_code", None),
+        body_status,
+        getattr(exc, "status_code", None),
+        getattr(getattr(exc, "response", None), "status_code", None),
+    )
+    return next((code for code in candidates if isinstance(code, int) and 100 <= code < 600), None)
 
 
 # LiteLLM prefixes messages with its class names ("litellm.RateLimitError: RateLimitError:
@@ -283,9 +291,16 @@ def _message_of(exc: BaseException) -> str:
     return _LITELLM_PREFIX.sub("", text).strip() or type(exc).__name__
 
 
-def _provider_error(text: str) -> tuple[str | None, str | None, float | None]:
-    """The message, code and requested retry delay from a provider's JSON error body quoted in
-    ``text``.
+@dataclass(frozen=True, slots=True)
+class _ProviderSaid:
+    message: str | None = None
+    code: str | None = None
+    status: int | None = None
+    retry_delay: float | None = None
+
+
+def _provider_error(text: str) -> _ProviderSaid:
+    """What a provider's JSON error body quoted in ``text`` says.
 
     OpenAI sends ``{"error": {"message", "type", "code"}}``, Anthropic
     ``{"type": "error", "error": {"type", "message"}}``, Gemini
@@ -293,25 +308,30 @@ def _provider_error(text: str) -> tuple[str | None, str | None, float | None]:
     """
     start = text.find("{")
     if start < 0:
-        return None, None, None
+        return _ProviderSaid()
     try:
         body = json.loads(text[start:])
     except json.JSONDecodeError:
-        return None, None, None
+        return _ProviderSaid()
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return None, None, None
+        return _ProviderSaid()
     message = error.get("message")
-    code = next(
-        (
-            value
-            for value in (error.get("code"), error.get("status"), error.get("type"))
-            if isinstance(value, str) and value
+    numeric = error.get("code")
+    return _ProviderSaid(
+        message=message if isinstance(message, str) and message else None,
+        code=next(
+            (
+                value
+                for value in (error.get("code"), error.get("status"), error.get("type"))
+                if isinstance(value, str) and value
+            ),
+            None,
         ),
-        None,
+        # Only Gemini puts the HTTP status in the body.
+        status=numeric if isinstance(numeric, int) and not isinstance(numeric, bool) else None,
+        retry_delay=_retry_info_delay(error.get("details")),
     )
-    message = message if isinstance(message, str) and message else None
-    return message, code, _retry_info_delay(error.get("details"))
 
 
 def _retry_info_delay(details: object) -> float | None:

@@ -64,12 +64,14 @@ async def call_with_retries(
 
     ``deadline`` is a ``time.monotonic()`` value: no retry starts a wait that would end after it.
     """
+    backoff = wait_exponential_jitter(multiplier=INITIAL_RETRY_DELAY, max=MAX_RETRY_DELAY)
 
     def wait_for(state: RetryCallState) -> float:
+        if state.attempt_number > max_retries:
+            return 0.0  # tenacity asks for the wait before it checks stop: there is no retry
         error = state.outcome.exception() if state.outcome else None
-        backoff = wait_exponential_jitter(initial=INITIAL_RETRY_DELAY, max=MAX_RETRY_DELAY)(state)
         server_asked = getattr(error, "retry_after", None)
-        wait = backoff if server_asked is None else max(server_asked, 0.0)
+        wait = backoff(state) if server_asked is None else max(server_asked, 0.0)
         if wait > MAX_RETRY_AFTER or time.monotonic() + wait > deadline:
             raise _GiveUpError from error
         _log.info(
