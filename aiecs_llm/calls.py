@@ -29,6 +29,8 @@ class PreparedCall:
     timeout: float
     max_retries: int
     overrides: Mapping[str, TokenPrice]
+    usage_expected: bool
+    """The provider always reports usage at the end of a stream."""
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -98,7 +100,20 @@ class StreamReading:
     def finish(self) -> LLMResponse:
         """The response once the stream has ended; an error if it ended unfinished."""
         if self.finish_reason is None:
-            raise InvalidResponseError("the stream ended before the provider said it finished")
+            raise InvalidResponseError(
+                "the stream ended before the provider said it finished",
+                provider=self.call.provider,
+                model=self.call.model,
+            )
+        if self.usage is None and self.call.usage_expected:
+            # These providers always end a healthy stream with a usage report (we ask for it);
+            # LiteLLM papers over some broken streams with a made-up "stop", so its absence is
+            # the reliable sign that the end of the stream was lost.
+            raise InvalidResponseError(
+                "the stream ended without the provider's final usage report; it was cut short",
+                provider=self.call.provider,
+                model=self.call.model,
+            )
         first = self.first_chunk_at
         return build_response(
             self.call,

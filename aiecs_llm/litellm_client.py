@@ -26,7 +26,6 @@ from aiecs_llm.errors import (
     StreamInterruptedError,
 )
 from aiecs_llm.provider_spec import ProviderSpec
-from aiecs_llm.redaction import redact
 from aiecs_llm.retry import call_with_retries
 from aiecs_llm.settings import LLMSettings
 from aiecs_llm.streaming import TextStream
@@ -206,6 +205,7 @@ class LiteLLMClient(BaseLLMClient):
             timeout=timeout,
             max_retries=max_retries,
             overrides=self.settings.costs,
+            usage_expected=spec is not None,
         )
 
     async def _send(self, call: PreparedCall) -> Any:
@@ -223,17 +223,24 @@ class LiteLLMClient(BaseLLMClient):
     async def _stream_chunks(
         self, call: PreparedCall, stream: TextStream
     ) -> AsyncGenerator[str, None]:
-        async def open_stream() -> tuple[Any, Any]:
+        async def open_stream() -> tuple[Any, StreamReading, str | None]:
+            # Until the caller has seen text, nothing is lost by starting again, so the attempt
+            # (and with it retries and fallbacks) lasts until the first text chunk. Provider
+            # errors often arrive only there, not with the HTTP response headers.
             raw = await self._send(call)
+            reading = StreamReading(call)
             try:
-                # A provider error often arrives only with the first chunk, so the first chunk
-                # is part of the attempt: retries and fallbacks are possible until then.
-                return raw, await anext(aiter(raw), None)
+                while (chunk := await anext(raw, None)) is not None:
+                    if text := reading.add(chunk):
+                        return raw, reading, text
+                reading.finish()
             except Exception as exc:  # the boundary, as in _send
+                await _close_quietly(raw)
                 raise call.fail(exc) from exc
+            return raw, reading, None
 
         try:
-            raw, chunk = await call_with_retries(
+            raw, reading, text = await call_with_retries(
                 open_stream,
                 max_retries=call.max_retries,
                 deadline=call.deadline,
@@ -243,18 +250,17 @@ class LiteLLMClient(BaseLLMClient):
         except LLMClientError as error:
             self._log_failure(error, call, stream=True)
             raise
-        reading = StreamReading(call)
         try:
-            while chunk is not None:
-                text = reading.add(chunk)
-                if text:
-                    yield text
-                chunk = await anext(raw, None)
+            while text is not None:
+                yield text
+                text = None
+                while text is None and (chunk := await anext(raw, None)) is not None:
+                    text = reading.add(chunk) or None
             response = reading.finish()
         except Exception as exc:
             interrupted = StreamInterruptedError(
                 f"the stream broke after {len(reading.text)} characters: "
-                f"{redact(str(exc), call.secrets)}",
+                f"{call.fail(exc).message}",
                 partial_text=reading.text,
                 provider=call.provider,
                 model=call.model,

@@ -30,16 +30,34 @@ class Expected:
 
 EXPECTED = {
     "openai": Expected(
-        "openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", 24, 7,
-        24 * 0.15e-6 + 7 * 0.60e-6, "OPENAI_API_KEY", "gpt-4o-mni",
+        "openai",
+        "gpt-4o-mini",
+        "gpt-4o-mini-2024-07-18",
+        24,
+        7,
+        24 * 0.15e-6 + 7 * 0.60e-6,
+        "OPENAI_API_KEY",
+        "gpt-4o-mni",
     ),
     "anthropic": Expected(
-        "anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929", 22, 10,
-        22 * 3e-6 + 10 * 15e-6, "ANTHROPIC_API_KEY", "claude-sonet-4-5",
+        "anthropic",
+        "claude-sonnet-4-5",
+        "claude-sonnet-4-5-20250929",
+        22,
+        10,
+        22 * 3e-6 + 10 * 15e-6,
+        "ANTHROPIC_API_KEY",
+        "claude-sonet-4-5",
     ),
     "google": Expected(
-        "gemini", "gemini-2.5-flash", "gemini-2.5-flash", 13, 7,
-        13 * 0.30e-6 + 7 * 2.50e-6, "GOOGLE_AI_API_KEY", "gemini-2.5-flahs",
+        "gemini",
+        "gemini-2.5-flash",
+        "gemini-2.5-flash",
+        13,
+        7,
+        13 * 0.30e-6 + 7 * 2.50e-6,
+        "GOOGLE_AI_API_KEY",
+        "gemini-2.5-flahs",
     ),
 }
 
@@ -67,8 +85,17 @@ def cassette(expected, case):
 def test_every_provider_has_a_complete_cassette_set():
     assert set(EXPECTED) == set(PROVIDERS)
     for expected in EXPECTED.values():
-        for case in ("success", "stream", "error_401", "error_404", "error_429",
-                     "error_400_context", "error_500", "error_503", "stream_error_429"):
+        for case in (
+            "success",
+            "stream",
+            "error_401",
+            "error_404",
+            "error_429",
+            "error_400_context",
+            "error_500",
+            "error_503",
+            "stream_error_429",
+        ):
             assert (CASSETTES / expected.folder / f"{case}.yaml").is_file(), (expected, case)
 
 
@@ -152,9 +179,10 @@ async def test_errors_in_streams_are_classified_before_the_first_chunk(client, e
 
 async def test_anthropic_529_overloaded():
     async with aiecs_llm.AnthropicClient(max_retries=0) as client:
-        with cassette(EXPECTED["anthropic"], "error_529"), pytest.raises(
-            aiecs_llm.ProviderNotAvailableError
-        ) as caught:
+        with (
+            cassette(EXPECTED["anthropic"], "error_529"),
+            pytest.raises(aiecs_llm.ProviderNotAvailableError) as caught,
+        ):
             await client.generate_text(GREETING, model="claude-sonnet-4-5", max_tokens=50)
     assert caught.value.code == "overloaded_error"
 
@@ -188,8 +216,10 @@ async def test_content_is_logged_only_on_request(provider, expected):
 
 
 async def test_failed_request_is_logged_once(client, expected):
-    with capture_logs() as events, cassette(expected, "error_500"), pytest.raises(
-        aiecs_llm.ProviderNotAvailableError
+    with (
+        capture_logs() as events,
+        cassette(expected, "error_500"),
+        pytest.raises(aiecs_llm.ProviderNotAvailableError),
     ):
         await client.generate_text(GREETING, max_tokens=50, temperature=0)
     failed = [event for event in events if event["event"] == "llm.request.failed"]
