@@ -200,6 +200,8 @@ _BY_LITELLM_CLASS: dict[str, type[LLMClientError]] = {
     "JSONDecodeError": InvalidResponseError,
 }
 
+# vcrpy's words for a request that no recording matches (LiteLLM keeps only the text).
+_CASSETTE_MISS = "Can't play back this request"
 # Providers say "quota" in a 429 when waiting will not help; retrying those only burns time.
 _QUOTA_MARKERS = ("insufficient_quota", "exceeded your current quota", "billing")
 # Anthropic reports its 529 "overloaded" as a 500 through LiteLLM.
@@ -225,15 +227,24 @@ def translate_error(
         # reader decides whether it was mid-stream, so classify the original failure.
         return translate_error(wrapped, provider=provider, model=model, secrets=secrets)
     raw_message = redact(_message_of(exc), secrets)
-    said = _provider_error(raw_message)
+    if _CASSETTE_MISS in raw_message:
+        # aiecs_llm.testing replays recordings; a request that is not recorded is a test-setup
+        # mistake, not an outage, so it must not be retried or reported as a 500.
+        return ConfigurationError(raw_message, provider=provider, model=model)
+    chain = _chain_of(exc)
+    body = next((b for b in (getattr(e, "body", None) for e in chain) if isinstance(b, dict)), None)
+    said = _provider_error(raw_message, body)
+    code = said.code or _first_text(
+        *(getattr(e, name, None) for e in chain for name in _CODE_ATTRS)
+    )
     status = _status_of(exc, said.status)
-    error_class = _classify(exc, status, f"{said.code or ''} {raw_message}")
+    error_class = _classify(exc, status, f"{code or ''} {raw_message}")
     context: dict[str, Any] = {
         "provider": provider or getattr(exc, "llm_provider", None) or None,
         "model": model or getattr(exc, "model", None) or None,
         "status_code": status,
         "retry_after": _first_known(retry_after_seconds(_headers_of(exc)), said.retry_delay),
-        "code": said.code,
+        "code": code,
     }
     return error_class(said.message or raw_message, **context)
 
@@ -299,21 +310,23 @@ class _ProviderSaid:
     retry_delay: float | None = None
 
 
-def _provider_error(text: str) -> _ProviderSaid:
+def _provider_error(text: str, body: object = None) -> _ProviderSaid:
     """What a provider's JSON error body quoted in ``text`` says.
 
     OpenAI sends ``{"error": {"message", "type", "code"}}``, Anthropic
     ``{"type": "error", "error": {"type", "message"}}``, Gemini
-    ``{"error": {"code": 429, "message", "status", "details": [RetryInfo]}}``.
+    ``{"error": {"code": 429, "message", "status", "details": [RetryInfo]}}``. On the OpenAI
+    path LiteLLM keeps the parsed ``error`` object as the exception's ``body`` instead.
     """
-    start = text.find("{")
-    if start < 0:
-        return _ProviderSaid()
-    try:
-        body = json.loads(text[start:])
-    except json.JSONDecodeError:
-        return _ProviderSaid()
-    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        start = text.find("{")
+        if start < 0:
+            return _ProviderSaid()
+        try:
+            body = json.loads(text[start:])
+        except json.JSONDecodeError:
+            return _ProviderSaid()
+    error = body.get("error", body) if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return _ProviderSaid()
     message = error.get("message")
@@ -346,6 +359,24 @@ def _retry_info_delay(details: object) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+# On the OpenAI path the provider's code travels on the chained openai.APIStatusError, not in
+# LiteLLM's message.
+_CODE_ATTRS = ("code", "type")
+
+
+def _chain_of(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _first_text(*values: object) -> str | None:
+    return next((value for value in values if isinstance(value, str) and value), None)
 
 
 def _first_known(*values: float | None) -> float | None:

@@ -182,7 +182,7 @@ class LiteLLMClient(BaseLLMClient):
         }
         if temperature is not None:
             params["temperature"] = check_temperature(temperature)
-        elif _accepts_temperature(litellm_model):
+        elif _accepts_temperature(litellm_model, litellm_provider):
             params["temperature"] = defaults.temperature
         tokens = max_tokens if max_tokens is not None else defaults.max_tokens
         if tokens is not None:
@@ -259,8 +259,7 @@ class LiteLLMClient(BaseLLMClient):
             response = reading.finish()
         except Exception as exc:
             interrupted = StreamInterruptedError(
-                f"the stream broke after {len(reading.text)} characters: "
-                f"{call.fail(exc).message}",
+                f"the stream broke after {len(reading.text)} characters: {call.fail(exc).message}",
                 partial_text=reading.text,
                 provider=call.provider,
                 model=call.model,
@@ -341,13 +340,16 @@ class LiteLLMClient(BaseLLMClient):
 
 
 @cache
-def _accepts_temperature(model: str) -> bool:
-    # Reasoning models (o1, o3, ...) reject any temperature; send none unless asked to.
-    try:
-        supported = _litellm.litellm().get_supported_openai_params(model=model)
-    except Exception:  # noqa: BLE001 - unknown model: assume the common case
+def _accepts_temperature(model: str, provider: str) -> bool:
+    # OpenAI's reasoning models (o1, o3, gpt-5, ...) reject any temperature but 1, so a default
+    # is not sent to them; an explicit one still is, and the provider decides. LiteLLM lists
+    # "temperature" as supported for them, so its reasoning flag is what tells them apart.
+    if provider != "openai":
         return True
-    return supported is None or "temperature" in supported
+    try:
+        return not _litellm.litellm().supports_reasoning(model=model)
+    except Exception:  # noqa: BLE001 - an unmapped model: assume the common case
+        return True
 
 
 def _registered_spec(litellm_provider: str | None) -> ProviderSpec | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,11 +36,9 @@ FAKE_KEYS = {
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with fake keys and no other LLM configuration from the machine."""
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
     for name, value in FAKE_KEYS.items():
         monkeypatch.setenv(name, value)
-    yield
-

@@ -159,7 +159,8 @@ async def test_errors_are_classified(client, provider, expected, case, error_cla
     error = caught.value
     assert type(error) is error_class
     assert error.provider == provider
-    assert error.model and error.model.endswith(model)
+    assert error.model
+    assert error.model.endswith(model)
     if status is not None:
         assert error.status_code == status
     assert error.__cause__ is not None

@@ -68,8 +68,10 @@ def test_cached_tokens_are_cheaper_where_the_map_says_so():
 def test_override_per_1k_wins():
     overrides = {"gpt-4o-mini": TokenPrice(input=1.0, output=2.0)}
     cost = pricing.usage_cost(
-        usage=usage(1000, 500), models=["gpt-4o-mini-2024-07-18", "openai/gpt-4o-mini"],
-        provider="openai", overrides=overrides,
+        usage=usage(1000, 500),
+        models=["gpt-4o-mini-2024-07-18", "openai/gpt-4o-mini"],
+        provider="openai",
+        overrides=overrides,
     )
     assert cost == pytest.approx(1.0 + 1.0)
 

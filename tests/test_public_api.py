@@ -7,8 +7,21 @@ import aiecs_llm
 def test_all_lists_exactly_the_public_names():
     assert len(aiecs_llm.__all__) == len(set(aiecs_llm.__all__))
     public = {name for name in dir(aiecs_llm) if not name.startswith("_")}
-    modules = {"client", "errors", "litellm_client", "providers", "settings", "streaming",
-               "types", "pricing", "redaction", "retry", "calls", "validation", "provider_spec"}
+    modules = {
+        "client",
+        "errors",
+        "litellm_client",
+        "providers",
+        "settings",
+        "streaming",
+        "types",
+        "pricing",
+        "redaction",
+        "retry",
+        "calls",
+        "validation",
+        "provider_spec",
+    }
     assert public - modules - {"testing"} == set(aiecs_llm.__all__)
 
 

@@ -115,7 +115,9 @@ def test_missing_config_file(tmp_path):
 def test_validation_errors_never_echo_values(tmp_path):
     secret = "sk-live-should-not-appear-anywhere"
     with pytest.raises(ConfigurationError) as caught:
-        LLMSettings.load(write_config(tmp_path, f"[providers.openai]\napi_key = {{x = '{secret}'}}"))
+        LLMSettings.load(
+            write_config(tmp_path, f"[providers.openai]\napi_key = {{x = '{secret}'}}")
+        )
     assert secret not in str(caught.value)
 
 

@@ -18,7 +18,8 @@ _CONTEXT_WINDOW = 200_000
 
 # The 503 does not come from the API but from the proxy in front of it: plain text, no JSON.
 _UPSTREAM_RESET = (
-    "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+    "upstream connect error or disconnect/reset before headers. "
+    "reset reason: connection termination"
 )
 
 _ERRORS: dict[ErrorKind, tuple[int, str]] = {
@@ -90,7 +91,7 @@ class AnthropicWire:
             text = compact_json(data)
             return SseEvent(text[:-1] + " " * call.ids.integer(0, 15) + "}", name)
 
-        message = {
+        message: dict[str, Any] = {
             "model": self._model(call),
             "id": self._message_id(call),
             "type": "message",
@@ -104,14 +105,21 @@ class AnthropicWire:
             event("message_start", {"type": "message_start", "message": message}),
             event(
                 "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
             ),
             SseEvent('{"type": "ping"}', "ping"),
         ]
         for piece in split_text(reply.text, reply.chunks):
             delta = {"type": "text_delta", "text": piece}
             events.append(
-                event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+                event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                )
             )
         final_usage = {
             "input_tokens": reply.prompt_tokens,
@@ -145,7 +153,9 @@ class AnthropicWire:
             "request_id": request_id,
         }
         headers = self._headers(call, "application/json", request_id)
-        headers["x-should-retry"] = "true" if status in (408, 409, 429) or status >= 500 else "false"
+        headers["x-should-retry"] = (
+            "true" if status in (408, 409, 429) or status >= 500 else "false"
+        )
         if kind is ErrorKind.RATE_LIMITED:
             headers |= self._rate_limit_headers(call, True)
         return HttpReply(status, headers | retry_headers(call.reply), compact_json(body).encode())

@@ -9,7 +9,15 @@ import json
 from typing import Any
 
 from .replies import ErrorKind
-from .wire import Call, HttpReply, SseEvent, retry_headers, retry_seconds, running_counts, split_text
+from .wire import (
+    Call,
+    HttpReply,
+    SseEvent,
+    retry_headers,
+    retry_seconds,
+    running_counts,
+    split_text,
+)
 
 _CONTEXT_WINDOW = 1_048_576
 _API_KEY_INVALID = "API key not valid. Please pass a valid API key."
@@ -121,7 +129,11 @@ class GeminiWire:
 
     def error(self, call: Call, kind: ErrorKind) -> HttpReply:
         status, status_name = _ERRORS[kind]
-        error: dict[str, Any] = {"code": status, "message": _message(call, kind), "status": status_name}
+        error: dict[str, Any] = {
+            "code": status,
+            "message": _message(call, kind),
+            "status": status_name,
+        }
         details = _details(call, kind)
         if details:
             error["details"] = details

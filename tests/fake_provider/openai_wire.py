@@ -150,7 +150,9 @@ class OpenAIWire:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
         events = [chunk([choice({"role": "assistant", "content": "", "refusal": None})])]
-        events += [chunk([choice({"content": piece})]) for piece in split_text(reply.text, reply.chunks)]
+        events += [
+            chunk([choice({"content": piece})]) for piece in split_text(reply.text, reply.chunks)
+        ]
         events.append(chunk([choice({}, "stop")]))
         if call.include_usage:
             events.append(chunk([], self._usage(call)))

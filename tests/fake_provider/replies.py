@@ -161,13 +161,17 @@ class Reply:
         return cls(outcome=Outcome.MALFORMED_JSON)
 
     @classmethod
-    def cut_stream(cls, after_chunks: int = 2, *, text: str = DEFAULT_TEXT, chunks: int = 4) -> Reply:
+    def cut_stream(
+        cls, after_chunks: int = 2, *, text: str = DEFAULT_TEXT, chunks: int = 4
+    ) -> Reply:
         """Send the first `after_chunks` SSE events, then drop the connection mid-body.
 
         Nothing final arrives: no finish reason, no usage, no `[DONE]` / `message_stop`.
         A non-streaming request gets half of its JSON body before the drop.
         """
-        return cls(outcome=Outcome.CUT_STREAM, text=text, chunks=max(1, chunks), cut_after=after_chunks)
+        return cls(
+            outcome=Outcome.CUT_STREAM, text=text, chunks=max(1, chunks), cut_after=after_chunks
+        )
 
     # -- helpers ------------------------------------------------------------------------------
 

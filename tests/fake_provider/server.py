@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -23,6 +22,7 @@ from aiohttp import web
 from .anthropic_wire import AnthropicWire
 from .gemini_wire import GeminiWire
 from .openai_wire import OpenAIWire
+from .received import RecordedRequest, provider_for
 from .replies import Outcome, Reply
 from .wire import Call, HttpReply, IdSource, Provider, SseEvent, WireFormat
 
@@ -31,56 +31,7 @@ _WIRES: Final[dict[Provider, WireFormat]] = {
     "anthropic": AnthropicWire(),
     "gemini": GeminiWire(),
 }
-# LiteLLM's gemini/ provider appends models/<model>:<method> to api_base, so the version
-# segment has to be part of `gemini_base`; v1alpha is what it uses for Gemini 3 by default.
-_GEMINI_PATH: Final = re.compile(
-    r"^/(?:v1|v1beta|v1alpha)/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
-)
 _START_TIMEOUT: Final = 10.0
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the server received, for assertions."""
-
-    provider: Provider | None  # None when the path matched no provider API
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # names in lower case
-    json: Any  # the parsed body; None when it was empty or not JSON
-    body: bytes
-
-    @property
-    def model(self) -> str | None:
-        """The model asked for: the body's "model", or the model in a Gemini URL."""
-        match = _GEMINI_PATH.match(self.path)
-        if match:
-            return match["model"]
-        return self.json.get("model") if isinstance(self.json, dict) else None
-
-    @property
-    def stream(self) -> bool:
-        """Whether the request asked for a streamed (SSE) answer."""
-        if self.provider == "gemini":
-            return self.path.endswith(":streamGenerateContent")
-        return isinstance(self.json, dict) and self.json.get("stream") is True
-
-
-def _provider_for(path: str) -> Provider | None:
-    if path == "/v1/chat/completions":
-        return "openai"
-    if path == "/v1/messages":
-        return "anthropic"
-    if _GEMINI_PATH.match(path):
-        return "gemini"
-    return None
-
-
-def _api_key(request: RecordedRequest) -> str:
-    headers = request.headers
-    bearer = headers.get("authorization", "").removeprefix("Bearer ")
-    return headers.get("x-api-key") or headers.get("x-goog-api-key") or request.query.get("key") or bearer
 
 
 def _drop_connection(request: web.Request) -> None:
@@ -241,7 +192,7 @@ class FakeProviderServer:
         except ValueError:
             payload = None
         recorded = RecordedRequest(
-            provider=_provider_for(request.path),
+            provider=provider_for(request.path),
             method=request.method,
             path=request.path,
             query=dict(request.query),
@@ -256,51 +207,47 @@ class FakeProviderServer:
             return web.json_response({"error": {"message": message}}, status=404)
 
         reply = self._next_reply()
-        include_usage = isinstance(payload, dict) and bool(
-            (payload.get("stream_options") or {}).get("include_usage")
-        )
         call = Call(
             provider=recorded.provider,
             model=recorded.model or "",
             stream=recorded.stream,
-            include_usage=include_usage,
+            include_usage=recorded.include_usage,
             reply=reply,
             ids=self._ids,
             created=int(time.time()),
-            api_key=_api_key(recorded),
+            api_key=recorded.api_key,
         )
         if reply.delay:
             await asyncio.sleep(reply.delay)
         return await self._respond(request, _WIRES[recorded.provider], call)
 
-    async def _respond(self, request: web.Request, wire: WireFormat, call: Call) -> web.StreamResponse:
+    async def _respond(
+        self, request: web.Request, wire: WireFormat, call: Call
+    ) -> web.StreamResponse:
         reply = call.reply
         extra = dict(reply.extra_headers)
-        if reply.outcome is Outcome.HANG:
-            assert self._stopping is not None
-            await self._stopping.wait()
+        if reply.outcome in (Outcome.HANG, Outcome.RESET):
+            if reply.outcome is Outcome.HANG:
+                assert self._stopping is not None
+                await self._stopping.wait()
             _drop_connection(request)
-        elif reply.outcome is Outcome.RESET:
-            _drop_connection(request)
-        elif reply.outcome is Outcome.ERROR:
+            return web.Response()  # never sent: the connection is gone
+        if reply.outcome is Outcome.ERROR:
             assert reply.error is not None
             return self._plain(wire.error(call, reply.error), extra)
-        elif call.stream:
+        if call.stream:
             events = wire.stream_events(call)
-            if reply.outcome is Outcome.MALFORMED_JSON:
-                first = events[0]
-                events[0] = replace(first, data=first.data[: len(first.data) // 2])
-            elif reply.outcome is Outcome.CUT_STREAM:
-                return await self._stream(request, wire, call, events[: reply.cut_after], cut=True)
-            return await self._stream(request, wire, call, events, cut=False)
-        else:
-            answer = wire.completion(call)
-            if reply.outcome is Outcome.MALFORMED_JSON:
-                return self._plain(replace(answer, body=answer.body[: len(answer.body) // 2]), extra)
             if reply.outcome is Outcome.CUT_STREAM:
-                return await self._cut_body(request, answer, extra)
-            return self._plain(answer, extra)
-        return web.Response(status=499)  # never reaches the client: the connection is closed
+                return await self._stream(request, wire, call, events[: reply.cut_after], cut=True)
+            if reply.outcome is Outcome.MALFORMED_JSON:
+                events[0] = replace(events[0], data=events[0].data[: len(events[0].data) // 2])
+            return await self._stream(request, wire, call, events, cut=False)
+        answer = wire.completion(call)
+        if reply.outcome is Outcome.CUT_STREAM:
+            return await self._cut_body(request, answer, extra)
+        if reply.outcome is Outcome.MALFORMED_JSON:
+            answer = replace(answer, body=answer.body[: len(answer.body) // 2])
+        return self._plain(answer, extra)
 
     @staticmethod
     def _plain(answer: HttpReply, extra: dict[str, str]) -> web.Response:
