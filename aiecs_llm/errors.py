@@ -31,6 +31,8 @@ status (``ContextWindowExceededError`` below 400) or when there is no status at 
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import email.utils
 import json
 import re
@@ -202,6 +204,7 @@ _BY_LITELLM_CLASS: dict[str, type[LLMClientError]] = {
 
 # vcrpy's words for a request that no recording matches (LiteLLM keeps only the text).
 _CASSETTE_MISS = "Can't play back this request"
+_BYTES_REPR = re.compile(r"""b(['"])\{.*\1""", re.DOTALL)
 # Providers say "quota" in a 429 when waiting will not help; retrying those only burns time.
 _QUOTA_MARKERS = ("insufficient_quota", "exceeded your current quota", "billing")
 # Anthropic reports its 529 "overloaded" as a 500 through LiteLLM.
@@ -319,13 +322,7 @@ def _provider_error(text: str, body: object = None) -> _ProviderSaid:
     path LiteLLM keeps the parsed ``error`` object as the exception's ``body`` instead.
     """
     if not isinstance(body, dict):
-        start = text.find("{")
-        if start < 0:
-            return _ProviderSaid()
-        try:
-            body = json.loads(text[start:])
-        except json.JSONDecodeError:
-            return _ProviderSaid()
+        body = _json_object_in(text)
     error = body.get("error", body) if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return _ProviderSaid()
@@ -345,6 +342,20 @@ def _provider_error(text: str, body: object = None) -> _ProviderSaid:
         status=numeric if isinstance(numeric, int) and not isinstance(numeric, bool) else None,
         retry_delay=_retry_info_delay(error.get("details")),
     )
+
+
+def _json_object_in(text: str) -> object:
+    # On some stream paths LiteLLM quotes the body as a bytes repr: b'{\n  "error": ...}'.
+    if (quoted := _BYTES_REPR.search(text)) is not None:
+        with contextlib.suppress(ValueError, SyntaxError, UnicodeDecodeError):
+            text = ast.literal_eval(quoted.group(0)).decode("utf-8", "replace")
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        return json.loads(text[start:])
+    except json.JSONDecodeError:
+        return None
 
 
 def _retry_info_delay(details: object) -> float | None:

@@ -292,7 +292,7 @@ async def test_gemini_stream_errors_surface_on_the_first_read(server: FakeProvid
         await stream(server, GEMINI, [])
 
 
-@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.provider)
+@pytest.mark.parametrize("target", [OPENAI, ANTHROPIC], ids=lambda t: t.provider)
 @pytest.mark.parametrize(
     ("reply", "header", "value"),
     [
@@ -316,6 +316,26 @@ async def test_retry_after_reaches_the_exception(
     headers = raised.value.litellm_response_headers
     assert headers is not None
     assert headers[header] == value
+
+
+@pytest.mark.parametrize(
+    ("reply", "delay"),
+    [
+        (Reply.rate_limited(retry_after="7"), '"7s"'),
+        (Reply.rate_limited(retry_after_ms=1500), '"1.500s"'),
+    ],
+    ids=["seconds", "ms"],
+)
+async def test_gemini_states_its_retry_delay_in_the_body(
+    server: FakeProviderServer, reply: Reply, delay: str
+) -> None:
+    server.enqueue(reply)
+    with pytest.raises(litellm.RateLimitError) as raised:
+        await complete(server, GEMINI)
+    headers = raised.value.litellm_response_headers or {}
+    assert "retry-after" not in headers
+    assert "google.rpc.RetryInfo" in str(raised.value)
+    assert f'"retryDelay": {delay}' in str(raised.value)
 
 
 # -- transport faults ------------------------------------------------------------------------

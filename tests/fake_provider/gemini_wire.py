@@ -13,7 +13,6 @@ from .wire import (
     Call,
     HttpReply,
     SseEvent,
-    retry_headers,
     retry_seconds,
     running_counts,
     split_text,
@@ -87,16 +86,16 @@ def _details(call: Call, kind: ErrorKind) -> list[dict[str, Any]]:
                 "message": _API_KEY_INVALID,
             },
         ]
-    if kind is ErrorKind.QUOTA_EXCEEDED or (
-        kind is ErrorKind.RATE_LIMITED and call.reply.retry_after is not None
-    ):
-        # Google states the back-off in the body (RetryInfo), not in a header.
-        return [
-            {
-                "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                "retryDelay": f"{retry_seconds(call.reply, 41)}s",
-            }
-        ]
+    reply = call.reply
+    asked = reply.retry_after is not None or reply.retry_after_ms is not None
+    if kind is ErrorKind.QUOTA_EXCEEDED or (kind is ErrorKind.RATE_LIMITED and asked):
+        # Google states the back-off in the body (RetryInfo, a protobuf Duration such as "7s"
+        # or "0.020s"), never in a Retry-After header.
+        if reply.retry_after_ms is not None:
+            delay = f"{reply.retry_after_ms / 1000:.3f}s"
+        else:
+            delay = f"{retry_seconds(reply, 41)}s"
+        return [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]
     return []
 
 
@@ -138,7 +137,7 @@ class GeminiWire:
         if details:
             error["details"] = details
         text = json.dumps({"error": error}, indent=2, ensure_ascii=False) + "\n"
-        headers = self._headers(call, "application/json; charset=UTF-8") | retry_headers(call.reply)
+        headers = self._headers(call, "application/json; charset=UTF-8")
         return HttpReply(status, headers, text.encode())
 
     @staticmethod
