@@ -26,7 +26,12 @@ RecordMode = Literal["none", "once", "new_episodes", "all"]
 
 SECRET_REQUEST_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie")
 """Request headers replaced by ``FILTERED`` when a cassette is written."""
-SECRET_RESPONSE_HEADERS = ("set-cookie", "openai-organization", "anthropic-organization-id")
+SECRET_RESPONSE_HEADERS = (
+    "set-cookie",
+    "openai-organization",
+    "openai-project",
+    "anthropic-organization-id",
+)
 """Response headers dropped when a cassette is written."""
 SECRET_QUERY_PARAMETERS = ("key", "api_key")
 """Query parameters replaced by ``FILTERED`` (Gemini accepts its key as ``?key=``)."""

@@ -29,25 +29,17 @@ import zlib
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from aiecs_llm.testing import (
+    SECRET_QUERY_PARAMETERS,
+    SECRET_REQUEST_HEADERS,
+    SECRET_RESPONSE_HEADERS,
+)
+
 from .cases import CASES, CASSETTES, Case
 from .server import FakeProviderServer
 from .wire import Provider
 
 FILTERED: Final = "FILTERED"  # the placeholder aiecs_llm.testing uses too
-SECRET_REQUEST_HEADERS: Final = (
-    "authorization",
-    "x-api-key",
-    "x-goog-api-key",
-    "api-key",
-    "cookie",
-)
-SECRET_RESPONSE_HEADERS: Final = (
-    "set-cookie",
-    "openai-organization",
-    "openai-project",
-    "anthropic-organization-id",
-)
-SECRET_QUERY_PARAMETERS: Final = ("key", "api_key")
 REAL_HOSTS: Final[dict[Provider, str]] = {
     "openai": "api.openai.com",
     "anthropic": "api.anthropic.com",
