@@ -17,7 +17,7 @@ PYTHON = os.environ.get("AIECS_LLM_NOX_PYTHON")
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Ruff: lint and formatting."""
-    session.install("ruff>=0.6")
+    session.install("ruff>=0.17,<0.18")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 

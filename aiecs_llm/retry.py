@@ -17,10 +17,12 @@ import structlog
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
+    retry_base,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from typing_extensions import override
 
 from aiecs_llm.errors import (
     LLMClientError,
@@ -48,6 +50,17 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, RateLimitError | ProviderNotAvailableError)
 
 
+class _AttemptsRemain(retry_base):
+    """Retry only while attempts remain, so no wait is planned (or logged) after the last one."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+
+    @override
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return retry_state.attempt_number < self.attempts
+
+
 class _GiveUpError(Exception):
     """Internal: the server asked for a wait we will not make; carries the original error."""
 
@@ -59,20 +72,30 @@ async def call_with_retries(
     deadline: float,
     provider: str,
     model: str,
+    retryable: Callable[[BaseException], bool] = is_retryable,
+    wait_hint: Callable[[BaseException], float | None] | None = None,
+    max_retry_after: float | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails for good, or ``max_retries`` retries are spent.
 
     ``deadline`` is a ``time.monotonic()`` value: no retry starts a wait that would end after it.
+    ``retryable`` decides which errors are worth another attempt; ``wait_hint`` may name the
+    wait for an error (e.g. 0 when another key is ready), overriding retry-after and backoff.
     """
     backoff = wait_exponential_jitter(multiplier=INITIAL_RETRY_DELAY, max=MAX_RETRY_DELAY)
+    cap = MAX_RETRY_AFTER if max_retry_after is None else max_retry_after
 
     def wait_for(state: RetryCallState) -> float:
-        if state.attempt_number > max_retries:
-            return 0.0  # tenacity asks for the wait before it checks stop: there is no retry
         error = state.outcome.exception() if state.outcome else None
+        hinted = wait_hint(error) if wait_hint is not None and error is not None else None
         server_asked = getattr(error, "retry_after", None)
-        wait = backoff(state) if server_asked is None else max(server_asked, 0.0)
-        if wait > MAX_RETRY_AFTER or time.monotonic() + wait > deadline:
+        if hinted is not None:
+            wait = hinted
+        elif server_asked is not None:
+            wait = max(server_asked, 0.0)
+        else:
+            wait = backoff(state)
+        if wait > cap or time.monotonic() + wait > deadline:
             raise _GiveUpError from error
         _log.info(
             "llm.request.retrying",
@@ -88,7 +111,8 @@ async def call_with_retries(
     retrying = AsyncRetrying(
         stop=stop_after_attempt(max_retries + 1),
         wait=wait_for,
-        retry=retry_if_exception(is_retryable),
+        # Checked before the wait is computed, so the last attempt's error is not "retried".
+        retry=retry_if_exception(retryable) & _AttemptsRemain(max_retries + 1),
         reraise=True,
     )
     try:

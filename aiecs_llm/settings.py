@@ -8,6 +8,8 @@ sections. Keys are ``SecretStr`` so they never show in a repr, a log line or a t
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,12 @@ from aiecs_llm.errors import ConfigurationError
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 2
+DEFAULT_STREAM_IDLE_TIMEOUT = 30.0
+DEFAULT_MAX_RETRY_AFTER = 60.0
+DEFAULT_BREAKER_FAILURES = 5
+DEFAULT_BREAKER_COOLDOWN = 30.0
+DEFAULT_KEY_COOLDOWN = 30.0
+DEFAULT_RATE_LIMIT_QUEUE = 1000
 CONFIG_FILE_ENV = "LLM_CONFIG_FILE"
 
 
@@ -29,9 +37,22 @@ class ProviderSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     api_key: SecretStr | None = None
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    """Further keys to rotate through (``OPENAI_API_KEY_1``, ``OPENAI_API_KEY_2``, ...)."""
     base_url: str | None = None
     models: list[str] = Field(default_factory=list)
     """Models this deployment may use; empty means whatever the provider offers."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Requests in flight to this provider from the whole process."""
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+    def keys(self) -> list[SecretStr]:
+        """Every configured key, the single ``api_key`` first, without duplicates."""
+        seen: dict[str, SecretStr] = {}
+        for key in ([self.api_key] if self.api_key else []) + self.api_keys:
+            seen.setdefault(key.get_secret_value(), key)
+        return list(seen.values())
 
 
 class Defaults(BaseModel):
@@ -45,6 +66,27 @@ class Defaults(BaseModel):
     timeout: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0.0)
     """Seconds allowed for one call, retries included."""
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0, le=20)
+
+
+class Resilience(BaseModel):
+    """The ``[resilience]`` section: limits, breaker and rotation behaviour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Requests in flight from one client; None for no client-level limit."""
+    stream_idle_timeout: float = Field(default=DEFAULT_STREAM_IDLE_TIMEOUT, gt=0.0)
+    """Seconds a started stream may stay silent before it is failed."""
+    max_retry_after: float = Field(default=DEFAULT_MAX_RETRY_AFTER, gt=0.0)
+    """Longest server-requested wait honoured; a longer one fails at once."""
+    breaker_failures: int = Field(default=DEFAULT_BREAKER_FAILURES, ge=1)
+    """Consecutive failures that open a route's circuit."""
+    breaker_cooldown: float = Field(default=DEFAULT_BREAKER_COOLDOWN, gt=0.0)
+    """Seconds an open route is skipped before it is probed again."""
+    key_cooldown: float = Field(default=DEFAULT_KEY_COOLDOWN, gt=0.0)
+    """Seconds a rate-limited key rests when the provider did not say how long."""
+    rate_limit_queue: int = Field(default=DEFAULT_RATE_LIMIT_QUEUE, ge=1)
+    """Callers that may wait for a provider's rate limit before new ones fail at once."""
 
 
 class TokenPrice(BaseModel):
@@ -64,6 +106,9 @@ class LLMSettings(BaseModel):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     costs: dict[str, TokenPrice] = Field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    """Model -> the models to try, in order, when it cannot answer."""
+    resilience: Resilience = Field(default_factory=Resilience)
 
     def provider(self, name: str) -> ProviderSettings:
         """The section for ``name``, empty when it is not configured."""
@@ -108,12 +153,27 @@ class _Environment(BaseSettings):
     timeout: float | None = Field(default=None, validation_alias="LLM_TIMEOUT")
     max_retries: int | None = Field(default=None, validation_alias="LLM_MAX_RETRIES")
     config_file: str | None = Field(default=None, validation_alias=CONFIG_FILE_ENV)
+    max_concurrency: int | None = Field(default=None, validation_alias="LLM_MAX_CONCURRENCY")
+    stream_idle_timeout: float | None = Field(
+        default=None, validation_alias="LLM_STREAM_IDLE_TIMEOUT"
+    )
 
     def as_layer(self) -> dict[str, Any]:
         providers: dict[str, dict[str, Any]] = {
-            "openai": {"api_key": self.openai_api_key, "base_url": self.openai_base_url},
-            "anthropic": {"api_key": self.anthropic_api_key},
-            "google": {"api_key": self.google_api_key},
+            "openai": {
+                "api_key": self.openai_api_key,
+                "api_keys": _numbered_keys("OPENAI_API_KEY") or None,
+                "base_url": self.openai_base_url,
+            },
+            "anthropic": {
+                "api_key": self.anthropic_api_key,
+                "api_keys": _numbered_keys("ANTHROPIC_API_KEY") or None,
+            },
+            "google": {
+                "api_key": self.google_api_key,
+                "api_keys": (_numbered_keys("GOOGLE_AI_API_KEY") + _numbered_keys("GEMINI_API_KEY"))
+                or None,
+            },
         }
         defaults = {
             "model": self.default_model,
@@ -122,9 +182,14 @@ class _Environment(BaseSettings):
             "timeout": self.timeout,
             "max_retries": self.max_retries,
         }
+        resilience = {
+            "max_concurrency": self.max_concurrency,
+            "stream_idle_timeout": self.stream_idle_timeout,
+        }
         return {
             "providers": {name: _present(section) for name, section in providers.items()},
             "defaults": _present(defaults),
+            "resilience": _present(resilience),
         }
 
 
@@ -133,6 +198,17 @@ def _read_environment() -> _Environment:
         return _Environment()
     except ValidationError as exc:
         raise ConfigurationError(f"invalid environment variable: {_describe(exc)}") from None
+
+
+def _numbered_keys(variable: str) -> list[str]:
+    """``OPENAI_API_KEY_1``, ``OPENAI_API_KEY_2``, ... in numeric order (gaps allowed)."""
+    pattern = re.compile(rf"^{re.escape(variable)}_(\d+)$")
+    numbered = [
+        (int(match.group(1)), value)
+        for name, value in os.environ.items()
+        if (match := pattern.match(name)) and value.strip()
+    ]
+    return [value.strip() for _, value in sorted(numbered)]
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -26,6 +26,8 @@ PROVIDER_ENV = (
     "LLM_TIMEOUT",
     "LLM_MAX_RETRIES",
     "LLM_CONFIG_FILE",
+    "LLM_MAX_CONCURRENCY",
+    "LLM_STREAM_IDLE_TIMEOUT",
 )
 
 FAKE_KEYS = {
@@ -40,5 +42,11 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with fake keys and no other LLM configuration from the machine."""
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if any(
+            name.startswith(f"{key}_") and name[len(key) + 1 :].isdigit()
+            for key in (*FAKE_KEYS, "GEMINI_API_KEY")
+        ):
+            monkeypatch.delenv(name)  # numbered keys for rotation: OPENAI_API_KEY_1, ...
     for name, value in FAKE_KEYS.items():
         monkeypatch.setenv(name, value)
