@@ -15,35 +15,73 @@ from aiecs_llm.settings import TokenPrice
 from aiecs_llm.types import LLMMessage, LLMResponse
 
 
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    """What the caller asked for, validated once, whichever model ends up answering."""
+
+    primary_model: str
+    """The LiteLLM model string asked for (or defaulted to)."""
+    messages: tuple[LLMMessage, ...]
+    temperature: float | None
+    max_tokens: int | None
+    extra: Mapping[str, Any]
+    """Further LiteLLM parameters, sent unchanged."""
+    timeout: float
+    max_retries: int
+    stream: bool
+    prompt_tokens: int
+    """A rough count (four characters a token), for rate limits and context-window choice."""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        """``time.monotonic()`` by which the call, retries and fallbacks included, is over."""
+        return self.started + self.timeout
+
+
 @dataclass(slots=True)
 class PreparedCall:
-    """One prepared request: what goes to LiteLLM and what we need to account for it."""
+    """One attempt's request on one route: what goes to LiteLLM and what accounting needs."""
 
+    request: CallRequest
     params: dict[str, Any]
     model: str
     provider: str
     litellm_provider: str
     secrets: tuple[str, ...]
-    messages: tuple[LLMMessage, ...]
     http_client: Any
-    timeout: float
-    max_retries: int
     overrides: Mapping[str, TokenPrice]
     usage_expected: bool
     """The provider always reports usage at the end of a stream."""
-    started: float = field(default_factory=time.monotonic)
+    reservation: Any = None
+    """The rate-limit reservation this call holds, settled to the real token count."""
+
+    @property
+    def started(self) -> float:
+        """When the whole call (not this attempt) started."""
+        return self.request.started
 
     @property
     def deadline(self) -> float:
         """``time.monotonic()`` by which the call, retries included, must be over."""
-        return self.started + self.timeout
+        return self.request.deadline
+
+    @property
+    def token_estimate(self) -> int:
+        """Prompt estimate plus the output limit: what the rate limiter reserves."""
+        return self.request.prompt_tokens + int(self.params.get("max_tokens") or 0)
 
     def fail(self, exc: BaseException) -> LLMClientError:
         """``exc`` translated into our error tree, keys redacted, for ``raise ... from exc``."""
         return translate_error(exc, provider=self.provider, model=self.model, secrets=self.secrets)
 
+    def settle(self, response: LLMResponse) -> None:
+        """Correct the rate-limit reservation to the tokens really used."""
+        if self.reservation is not None and response.tokens_used is not None:
+            self.reservation.settle(response.tokens_used)
 
-def to_response(raw: Any, call: PreparedCall) -> LLMResponse:
+
+def to_response(raw: Any, call: PreparedCall, fallback_from: str | None = None) -> LLMResponse:
     """Read a LiteLLM ``ModelResponse`` into an ``LLMResponse``."""
     choices = getattr(raw, "choices", None)
     if not choices:
@@ -59,6 +97,7 @@ def to_response(raw: Any, call: PreparedCall) -> LLMResponse:
         model=getattr(raw, "model", None),
         usage=getattr(raw, "usage", None),
         finish_reason=getattr(choices[0], "finish_reason", None),
+        fallback_from=fallback_from,
     )
 
 
@@ -97,7 +136,7 @@ class StreamReading:
             self.parts.append(text)
         return text
 
-    def finish(self) -> LLMResponse:
+    def finish(self, fallback_from: str | None = None) -> LLMResponse:
         """The response once the stream has ended; an error if it ended unfinished."""
         if self.finish_reason is None:
             raise InvalidResponseError(
@@ -122,6 +161,7 @@ class StreamReading:
             usage=self.usage,
             finish_reason=self.finish_reason,
             time_to_first_chunk=None if first is None else first - self.call.started,
+            fallback_from=fallback_from,
         )
 
 
@@ -133,6 +173,7 @@ def build_response(
     usage: Any,
     finish_reason: str | None,
     time_to_first_chunk: float | None = None,
+    fallback_from: str | None = None,
 ) -> LLMResponse:
     """Assemble the ``LLMResponse``: usage from the provider's counts, cost from its prices."""
     answered_by = model or call.model
@@ -160,4 +201,5 @@ def build_response(
         response_time=time.monotonic() - call.started,
         time_to_first_chunk=time_to_first_chunk,
         finish_reason=finish_reason,
+        fallback_from=fallback_from,
     )

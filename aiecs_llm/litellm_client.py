@@ -1,36 +1,48 @@
 """``LiteLLMClient``: the concrete client for any LiteLLM model string, and the only place that
 sends a request through LiteLLM.
 
-Every call, plain or streamed, goes through ``_send``: validation before any HTTP, our retry layer
-around LiteLLM (whose own retries are off), one exception translation, one usage and cost
-reading, one log event.
+Every call, plain or streamed, is validated once before any HTTP, then handed to the router
+(fallback models, key rotation, circuit breaker, limits, retries) whose attempts all go through
+``_send``: one exception translation, one usage and cost reading, one log event per call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from functools import cache
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
+from weakref import WeakKeyDictionary
 
+import structlog
 from pydantic import SecretStr
 from typing_extensions import override
 
-from aiecs_llm import _events, _litellm
-from aiecs_llm.calls import PreparedCall, StreamReading, to_response
+from aiecs_llm import _events, _litellm, pricing
+from aiecs_llm import state as shared_state
+from aiecs_llm.calls import CallRequest, PreparedCall, StreamReading, to_response
 from aiecs_llm.client import BaseLLMClient
-from aiecs_llm.errors import (
-    ConfigurationError,
-    LLMClientError,
-    ModelNotFoundError,
-    StreamInterruptedError,
-)
+from aiecs_llm.errors import ConfigurationError, LLMClientError, StreamInterruptedError
+from aiecs_llm.limits import ConcurrencyLimit
+from aiecs_llm.models import ModelManager
 from aiecs_llm.provider_spec import ProviderSpec
-from aiecs_llm.retry import call_with_retries
+from aiecs_llm.resolution import (
+    accepts_temperature,
+    client_class_name,
+    prefix_of,
+    provider_of,
+    registered_spec,
+)
+from aiecs_llm.routing import Router, Target
 from aiecs_llm.settings import LLMSettings
+from aiecs_llm.state import InProcessState
 from aiecs_llm.streaming import TextStream
 from aiecs_llm.types import LLMMessage, LLMResponse
 from aiecs_llm.validation import check_max_tokens, check_messages, check_seconds, check_temperature
+
+_log = structlog.get_logger("aiecs_llm")
+_warned_deprecated: set[str] = set()
 
 
 class LiteLLMClient(BaseLLMClient):
@@ -41,12 +53,15 @@ class LiteLLMClient(BaseLLMClient):
     Args:
         model: default model string for calls that do not name one; falls back to
             ``LLM_DEFAULT_MODEL`` / the config file.
-        api_key: key for the provider of ``model`` (default: from the environment or config).
+        api_key: key for the provider of ``model`` (default: from the environment or config,
+            where several keys may be configured for rotation).
         base_url: endpoint for the provider of ``model``, e.g. a proxy or a local server.
-        timeout: seconds allowed per call, retries included (default ``LLM_TIMEOUT``, 60).
-        max_retries: retries of rate limits and provider outages (default 2).
+        timeout: seconds allowed per call, retries and fallbacks included (default
+            ``LLM_TIMEOUT``, 60).
+        max_retries: retries of rate limits and provider outages per model (default 2).
         settings: configuration; ``LLMSettings.load()`` when omitted.
         log_content: include prompts and answers in log events (off: they may be private).
+        state: where breakers, key cool-downs and limits live (default: shared in-process).
         **default_params: further LiteLLM parameters sent with every call (``top_p``, ...).
 
     """
@@ -63,6 +78,7 @@ class LiteLLMClient(BaseLLMClient):
         max_retries: int | None = None,
         settings: LLMSettings | None = None,
         log_content: bool = False,
+        state: InProcessState | None = None,
         **default_params: Any,
     ) -> None:
         self.settings = settings if settings is not None else LLMSettings.load()
@@ -75,16 +91,24 @@ class LiteLLMClient(BaseLLMClient):
             raise ConfigurationError("max_retries must be a whole number >= 0")
         self.max_retries = defaults.max_retries if max_retries is None else max_retries
         self.log_content = log_content
+        self.models = ModelManager(self.settings, self.settings.fallbacks)
         self._api_key = SecretStr(api_key) if api_key else None
         self._base_url = base_url
         self._default_params = default_params
+        self._state = state or shared_state.DEFAULT_STATE
+        self._router = Router(
+            breaker=self._state.breaker(self.settings.resilience), models=self.models
+        )
         self._http_clients: dict[tuple[str, str | None, str | None], Any] = {}
+        self._concurrency: WeakKeyDictionary[asyncio.AbstractEventLoop, ConcurrencyLimit] = (
+            WeakKeyDictionary()
+        )
         self._closed = False
-        own = self.spec or _registered_spec(_prefix_of(model))
-        self._own_litellm_provider = own.litellm_provider if own else _prefix_of(model)
+        own = self.spec or registered_spec(prefix_of(model))
+        self._own_litellm_provider = own.litellm_provider if own else prefix_of(model)
         super().__init__(own.name if own else (self._own_litellm_provider or "litellm"))
         if self.spec is not None:
-            self._credentials(self.spec, self.spec.litellm_provider)  # fail fast on a missing key
+            self._keys(self.spec)  # fail fast on a missing key
 
     @override
     def __repr__(self) -> str:
@@ -106,23 +130,19 @@ class LiteLLMClient(BaseLLMClient):
         """Send the conversation and return the whole answer.
 
         ``temperature`` defaults to ``LLM_DEFAULT_TEMPERATURE`` (0.7) and is left out for models
-        that accept none (o-series); ``max_tokens`` defaults to ``LLM_MAX_TOKENS``. Extra keyword
-        arguments go to LiteLLM unchanged.
+        that accept none (o-series); ``max_tokens`` defaults to ``LLM_MAX_TOKENS``. ``timeout``
+        and ``max_retries`` may be given per call; other keyword arguments go to LiteLLM.
         """
-        call = self._prepare(messages, model, temperature, max_tokens, kwargs)
+        request = self._request(messages, model, temperature, max_tokens, kwargs, stream=False)
         try:
-            raw = await call_with_retries(
-                lambda: self._send(call),
-                max_retries=call.max_retries,
-                deadline=call.deadline,
-                provider=call.provider,
-                model=call.model,
-            )
-            response = to_response(raw, call)
+            answer = await self._route(request, self._send)
+            async with answer.lease:
+                response = to_response(answer.value, answer.call, answer.fallback_from)
+                answer.call.settle(response)
         except LLMClientError as error:
-            self._log_failure(error, call, stream=False)
+            self._log_failure(error, request)
             raise
-        _events.request_completed(response, stream=False, messages=self._logged(call))
+        _events.request_completed(response, stream=False, messages=self._logged(request))
         return response
 
     @override
@@ -138,12 +158,11 @@ class LiteLLMClient(BaseLLMClient):
 
         Usage is always requested, so after the last chunk ``stream.response`` carries tokens,
         cost, time to first chunk and total time. Invalid arguments raise here, before any
-        HTTP; a stream that breaks after it started raises ``StreamInterruptedError``.
+        HTTP; a stream that breaks or goes silent after it started raises
+        ``StreamInterruptedError`` with the text received so far.
         """
-        call = self._prepare(messages, model, temperature, max_tokens, kwargs)
-        call.params["stream"] = True
-        call.params["stream_options"] = {"include_usage": True}
-        return TextStream(lambda stream: self._stream_chunks(call, stream))
+        request = self._request(messages, model, temperature, max_tokens, kwargs, stream=True)
+        return TextStream(lambda stream: self._stream_chunks(request, stream))
 
     @override
     async def close(self) -> None:
@@ -156,54 +175,121 @@ class LiteLLMClient(BaseLLMClient):
             closer = getattr(client, "close", None) or client.aclose
             await closer()
 
-    def _prepare(
+    def _request(
         self,
         messages: Sequence[LLMMessage],
         model: str | None,
         temperature: float | None,
         max_tokens: int | None,
         extra: Mapping[str, Any],
-    ) -> PreparedCall:
+        *,
+        stream: bool,
+    ) -> CallRequest:
         if self._closed:
             raise ConfigurationError(f"{type(self).__name__} is closed")
         conversation = check_messages(messages)
-        litellm_model = self._resolve_model(model)
-        model_name, litellm_provider = self._provider_of(litellm_model)
-        spec = _registered_spec(litellm_provider)
-        api_key, base_url = self._credentials(spec, litellm_provider)
-        defaults = self.settings.defaults
+        primary = self._resolve_model(model)
+        _, litellm_provider = provider_of(primary)
+        tokens = max_tokens if max_tokens is not None else self.settings.defaults.max_tokens
+        if tokens is not None:
+            check_max_tokens(tokens, primary, litellm_provider)
+        max_retries = extra.get("max_retries", self.max_retries)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError("max_retries must be a whole number >= 0")
+        self._warn_if_deprecated(primary)
+        return CallRequest(
+            primary_model=primary,
+            messages=conversation,
+            temperature=None if temperature is None else check_temperature(temperature),
+            max_tokens=tokens,
+            extra={k: v for k, v in extra.items() if k not in ("timeout", "max_retries")},
+            timeout=check_seconds(extra.get("timeout", self.timeout), "timeout"),
+            max_retries=max_retries,
+            stream=stream,
+            prompt_tokens=sum(pricing.estimate_tokens(m.content) for m in conversation),
+        )
+
+    async def _route(self, request: CallRequest, attempt: Callable[[PreparedCall], Any]) -> Any:
+        fallbacks = self.settings.fallbacks
+        bare = request.primary_model.split("/", 1)[-1]
+        chain = [
+            request.primary_model,
+            *(fallbacks.get(request.primary_model) or fallbacks.get(bare) or []),
+        ]
+        return await self._router.run(
+            [partial(self._target, model) for model in chain],
+            partial(self._build_call, request),
+            attempt,
+            max_retries=request.max_retries,
+            deadline=request.deadline,
+            max_retry_after=self.settings.resilience.max_retry_after,
+            prompt_tokens=request.prompt_tokens,
+        )
+
+    def _target(self, model: str) -> Target:
+        litellm_model = self._with_prefix(model)
+        model_name, litellm_provider = provider_of(litellm_model)
+        spec = registered_spec(litellm_provider)
+        keys = self._keys(spec) if spec else self._unregistered_keys(litellm_provider)
+        configured = self.settings.provider(spec.name) if spec else None
+        own = self._own_litellm_provider in (None, litellm_provider)
+        base_url = (self._base_url if own else None) or (configured and configured.base_url)
+        return Target(
+            litellm_model=litellm_model,
+            model=model_name,
+            litellm_provider=litellm_provider,
+            provider=spec.name if spec else litellm_provider,
+            # Rotation needs somewhere to rotate to: a single key is simply used, so that its
+            # 401 or 429 reaches the caller as the provider said it.
+            keys=(
+                self._state.key_pool(litellm_provider, keys, self.settings.resilience)
+                if len(keys) > 1
+                else None
+            ),
+            key=keys[0] if len(keys) == 1 else None,
+            base_url=base_url or None,
+            limits=self._state.provider_limits(
+                spec.name if spec else litellm_provider,
+                configured or self.settings.provider(litellm_provider),
+                self.settings.resilience,
+                self._client_concurrency(),
+            ),
+        )
+
+    def _build_call(self, request: CallRequest, target: Target, key: str | None) -> PreparedCall:
         params: dict[str, Any] = {
-            "model": litellm_model,
-            "messages": [message.model_dump() for message in conversation],
+            "model": target.litellm_model,
+            "messages": [message.model_dump() for message in request.messages],
             # One retry layer only: ours.
             "num_retries": 0,
             "max_retries": 0,
             **self._default_params,
         }
-        if temperature is not None:
-            params["temperature"] = check_temperature(temperature)
-        elif _accepts_temperature(litellm_model, litellm_provider):
-            params["temperature"] = defaults.temperature
-        tokens = max_tokens if max_tokens is not None else defaults.max_tokens
-        if tokens is not None:
-            params["max_tokens"] = check_max_tokens(tokens, litellm_model, litellm_provider)
-        if api_key is not None:
-            params["api_key"] = api_key
-        if base_url is not None:
-            params["api_base"] = base_url
-        timeout = check_seconds(extra.get("timeout", self.timeout), "timeout")
-        max_retries = extra.get("max_retries", self.max_retries)
-        params.update({k: v for k, v in extra.items() if k not in ("timeout", "max_retries")})
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        elif accepts_temperature(target.litellm_model, target.litellm_provider):
+            params["temperature"] = self.settings.defaults.temperature
+        if request.max_tokens is not None:
+            params["max_tokens"] = check_max_tokens(
+                request.max_tokens, target.litellm_model, target.litellm_provider
+            )
+        if key is not None:
+            params["api_key"] = key
+        if target.base_url is not None:
+            params["api_base"] = target.base_url
+        if request.stream:
+            params["stream"] = True
+            params["stream_options"] = {"include_usage": True}
+        params.update(request.extra)
+        spec = registered_spec(target.litellm_provider)
         return PreparedCall(
+            request=request,
             params=params,
-            model=model_name,
-            provider=spec.name if spec else litellm_provider,
-            litellm_provider=litellm_provider,
-            secrets=tuple(s for s in (api_key, self._raw_key()) if s),
-            messages=conversation,
-            http_client=self._http_client(spec, api_key, base_url),
-            timeout=timeout,
-            max_retries=max_retries,
+            model=target.model,
+            provider=target.provider,
+            litellm_provider=target.litellm_provider,
+            secrets=tuple(s for s in (key, self._raw_key()) if s),
+            http_client=self._http_client(spec, key, target.base_url),
             overrides=self.settings.costs,
             usage_expected=spec is not None,
         )
@@ -211,7 +297,7 @@ class LiteLLMClient(BaseLLMClient):
     async def _send(self, call: PreparedCall) -> Any:
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
-            raise call.fail(TimeoutError(f"no time left of the {call.timeout:g}s call timeout"))
+            raise call.fail(TimeoutError(f"no time left of the {call.request.timeout:g}s timeout"))
         params = dict(call.params, timeout=remaining)
         if call.http_client is not None:
             params["client"] = call.http_client
@@ -220,57 +306,64 @@ class LiteLLMClient(BaseLLMClient):
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
             raise call.fail(exc) from exc
 
-    async def _stream_chunks(
-        self, call: PreparedCall, stream: TextStream
-    ) -> AsyncGenerator[str, None]:
-        async def open_stream() -> tuple[Any, StreamReading, str | None]:
-            # Until the caller has seen text, nothing is lost by starting again, so the attempt
-            # (and with it retries and fallbacks) lasts until the first text chunk. Provider
-            # errors often arrive only there, not with the HTTP response headers.
-            raw = await self._send(call)
-            reading = StreamReading(call)
-            try:
-                while (chunk := await anext(raw, None)) is not None:
-                    if text := reading.add(chunk):
-                        return raw, reading, text
-                reading.finish()
-            except Exception as exc:  # the boundary, as in _send
-                await _close_quietly(raw)
-                raise call.fail(exc) from exc
-            return raw, reading, None
-
+    async def _open_stream(self, call: PreparedCall) -> tuple[Any, StreamReading, str | None]:
+        # Until the caller has seen text, nothing is lost by starting again, so the attempt
+        # (and with it retries and fallbacks) lasts until the first text chunk. Provider errors
+        # often arrive only there, not with the HTTP response headers.
+        raw = await self._send(call)
+        reading = StreamReading(call)
         try:
-            raw, reading, text = await call_with_retries(
-                open_stream,
-                max_retries=call.max_retries,
-                deadline=call.deadline,
-                provider=call.provider,
-                model=call.model,
-            )
-        except LLMClientError as error:
-            self._log_failure(error, call, stream=True)
-            raise
-        try:
-            while text is not None:
-                yield text
-                text = None
-                while text is None and (chunk := await anext(raw, None)) is not None:
-                    text = reading.add(chunk) or None
-            response = reading.finish()
-        except Exception as exc:
-            interrupted = StreamInterruptedError(
-                f"the stream broke after {len(reading.text)} characters: {call.fail(exc).message}",
-                partial_text=reading.text,
-                provider=call.provider,
-                model=call.model,
-                status_code=getattr(exc, "status_code", None),
-            )
-            self._log_failure(interrupted, call, stream=True)
-            raise interrupted from exc
-        finally:
+            while (chunk := await self._next_chunk(raw)) is not None:
+                if text := reading.add(chunk):
+                    return raw, reading, text
+            reading.finish()
+        except Exception as exc:  # the boundary, as in _send
             await _close_quietly(raw)
+            raise call.fail(exc) from exc
+        return raw, reading, None
+
+    async def _stream_chunks(
+        self, request: CallRequest, stream: TextStream
+    ) -> AsyncGenerator[str, None]:
+        try:
+            answer = await self._route(request, self._open_stream)
+        except LLMClientError as error:
+            self._log_failure(error, request)
+            raise
+        raw, reading, text = answer.value
+        call = reading.call
+        async with answer.lease:
+            try:
+                while text is not None:
+                    yield text
+                    text = None
+                    while text is None and (chunk := await self._next_chunk(raw)) is not None:
+                        text = reading.add(chunk) or None
+                response = reading.finish(answer.fallback_from)
+            except Exception as exc:
+                interrupted = StreamInterruptedError(
+                    f"the stream broke after {len(reading.text)} characters: "
+                    f"{call.fail(exc).message}",
+                    partial_text=reading.text,
+                    provider=call.provider,
+                    model=call.model,
+                    status_code=getattr(exc, "status_code", None),
+                )
+                self._log_failure(interrupted, request)
+                raise interrupted from exc
+            finally:
+                await _close_quietly(raw)
+            call.settle(response)
         stream._finish(response)
-        _events.request_completed(response, stream=True, messages=self._logged(call))
+        _events.request_completed(response, stream=True, messages=self._logged(request))
+
+    async def _next_chunk(self, raw: Any) -> Any:
+        idle = self.settings.resilience.stream_idle_timeout
+        try:
+            async with asyncio.timeout(idle):
+                return await anext(raw, None)
+        except TimeoutError:
+            raise TimeoutError(f"the stream went silent for {idle:g}s") from None
 
     def _resolve_model(self, model: str | None) -> str:
         chosen = model or self.default_model or self.settings.defaults.model
@@ -281,36 +374,44 @@ class LiteLLMClient(BaseLLMClient):
                 "no model given: pass model=..., create the client with a model, "
                 "or set LLM_DEFAULT_MODEL"
             )
-        if self.spec is None:
-            return chosen
-        prefix = self.spec.litellm_provider + "/"
-        return chosen if chosen.startswith(prefix) else prefix + chosen
+        return self._with_prefix(chosen)
 
-    def _provider_of(self, litellm_model: str) -> tuple[str, str]:
-        try:
-            return _litellm.provider_of(litellm_model)
-        except Exception as exc:
-            raise ModelNotFoundError(
-                f"no provider known for model {litellm_model!r}: use a LiteLLM model string "
-                "such as 'openai/gpt-4o-mini', 'anthropic/claude-sonnet-4-5' or "
-                "'gemini/gemini-2.5-flash'",
-                model=litellm_model,
-            ) from exc
+    def _with_prefix(self, model: str) -> str:
+        # A named client's bare model names are its own; a prefixed name of another registered
+        # provider (a fallback, say) keeps its prefix.
+        if self.spec is None or registered_spec(prefix_of(model)) is not None:
+            return model
+        return f"{self.spec.litellm_provider}/{model}"
 
-    def _credentials(
-        self, spec: ProviderSpec | None, litellm_provider: str
-    ) -> tuple[str | None, str | None]:
-        own = self._own_litellm_provider in (None, litellm_provider)
-        configured = self.settings.provider(spec.name) if spec else None
-        key = self._api_key if own and self._api_key else (configured and configured.api_key)
-        base_url = (self._base_url if own else None) or (configured and configured.base_url)
-        if spec is not None and key is None and base_url in (None, spec.default_base_url):
-            client_name = (type(self) if self.spec else _client_name(spec)).__name__
+    def _keys(self, spec: ProviderSpec) -> list[str]:
+        own = self._own_litellm_provider in (None, spec.litellm_provider)
+        if own and self._api_key:
+            return [self._api_key.get_secret_value()]
+        configured = self.settings.provider(spec.name)
+        keys = [key.get_secret_value() for key in configured.all_keys()]
+        base_url = (self._base_url if own else None) or configured.base_url
+        if not keys and base_url in (None, spec.default_base_url):
+            client_name = type(self).__name__ if self.spec else client_class_name(spec)
             raise ConfigurationError(
                 f"no API key for {spec.name}: set the {spec.api_key_env} environment variable "
                 f"or pass {client_name}(api_key=...)"
             )
-        return (key.get_secret_value() if key else None), (base_url or None)
+        return keys
+
+    def _unregistered_keys(self, litellm_provider: str) -> list[str]:
+        # Other providers: the constructor's key for its own provider, else LiteLLM reads its
+        # documented environment variable itself.
+        own = self._own_litellm_provider in (None, litellm_provider)
+        return [self._api_key.get_secret_value()] if own and self._api_key else []
+
+    def _client_concurrency(self) -> ConcurrencyLimit | None:
+        capacity = self.settings.resilience.max_concurrency
+        if capacity is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if loop not in self._concurrency:
+            self._concurrency[loop] = ConcurrencyLimit(capacity)
+        return self._concurrency[loop]
 
     def _http_client(
         self, spec: ProviderSpec | None, api_key: str | None, base_url: str | None
@@ -328,47 +429,25 @@ class LiteLLMClient(BaseLLMClient):
             self._http_clients[slot] = client
         return self._http_clients[slot]
 
+    def _warn_if_deprecated(self, model: str) -> None:
+        if model in _warned_deprecated:
+            return
+        _warned_deprecated.add(model)
+        warning = self.models.deprecation_warning(model)
+        if warning is not None:
+            _log.warning("llm.model.deprecated", model=model, detail=warning)
+
     def _raw_key(self) -> str | None:
         return self._api_key.get_secret_value() if self._api_key else None
 
-    def _logged(self, call: PreparedCall) -> tuple[LLMMessage, ...] | None:
-        return call.messages if self.log_content else None
+    def _logged(self, request: CallRequest) -> tuple[LLMMessage, ...] | None:
+        return request.messages if self.log_content else None
 
-    def _log_failure(self, error: LLMClientError, call: PreparedCall, *, stream: bool) -> None:
-        latency = time.monotonic() - call.started
-        _events.request_failed(error, stream=stream, latency=latency, messages=self._logged(call))
-
-
-@cache
-def _accepts_temperature(model: str, provider: str) -> bool:
-    # OpenAI's reasoning models (o1, o3, gpt-5, ...) reject any temperature but 1, so a default
-    # is not sent to them; an explicit one still is, and the provider decides. LiteLLM lists
-    # "temperature" as supported for them, so its reasoning flag is what tells them apart.
-    if provider != "openai":
-        return True
-    try:
-        return not _litellm.litellm().supports_reasoning(model=model)
-    except Exception:  # noqa: BLE001 - an unmapped model: assume the common case
-        return True
-
-
-def _registered_spec(litellm_provider: str | None) -> ProviderSpec | None:
-    if litellm_provider is None:
-        return None
-    # Imported here: the registry imports the provider clients, which subclass this module's.
-    from aiecs_llm.providers import SPECS_BY_LITELLM_PROVIDER
-
-    return SPECS_BY_LITELLM_PROVIDER.get(litellm_provider)
-
-
-def _client_name(spec: ProviderSpec) -> type[BaseLLMClient]:
-    from aiecs_llm.providers import PROVIDERS
-
-    return PROVIDERS[spec.name]
-
-
-def _prefix_of(model: str | None) -> str | None:
-    return model.split("/", 1)[0] if model and "/" in model else None
+    def _log_failure(self, error: LLMClientError, request: CallRequest) -> None:
+        latency = time.monotonic() - request.started
+        _events.request_failed(
+            error, stream=request.stream, latency=latency, messages=self._logged(request)
+        )
 
 
 async def _close_quietly(raw: Any) -> None:

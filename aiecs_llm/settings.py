@@ -47,7 +47,7 @@ class ProviderSettings(BaseModel):
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)
 
-    def keys(self) -> list[SecretStr]:
+    def all_keys(self) -> list[SecretStr]:
         """Every configured key, the single ``api_key`` first, without duplicates."""
         seen: dict[str, SecretStr] = {}
         for key in ([self.api_key] if self.api_key else []) + self.api_keys:

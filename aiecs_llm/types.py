@@ -72,7 +72,14 @@ class LLMResponse(BaseModel):
     reasoning_tokens: int | None = None
     """Hidden reasoning tokens (included in ``completion_tokens``)."""
     requested_model: str | None = Field(default=None, repr=False)
-    """The model string the caller asked for, before the provider resolved it."""
+    """The model string sent to LiteLLM for the route that answered."""
+    fallback_from: str | None = None
+    """The model first asked for, when a fallback model answered instead."""
+
+    @property
+    def fallback_used(self) -> bool:
+        """Whether a model other than the one asked for answered."""
+        return self.fallback_from is not None
 
     @model_validator(mode="after")
     def _fill_total(self) -> LLMResponse:

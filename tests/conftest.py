@@ -38,6 +38,14 @@ FAKE_KEYS = {
 
 
 @pytest.fixture(autouse=True)
+def _fresh_shared_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Breakers and key cool-downs are process-wide; each test starts with none."""
+    from aiecs_llm import state
+
+    monkeypatch.setattr(state, "DEFAULT_STATE", state.InProcessState())
+
+
+@pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with fake keys and no other LLM configuration from the machine."""
     for name in PROVIDER_ENV:

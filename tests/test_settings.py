@@ -1,6 +1,14 @@
 import pytest
 
-from aiecs_llm import AnthropicClient, ConfigurationError, GoogleAIClient, LLMSettings, OpenAIClient
+from aiecs_llm import (
+    AnthropicClient,
+    ConfigurationError,
+    GoogleAIClient,
+    LLMMessage,
+    LLMSettings,
+    OpenAIClient,
+)
+from tests.fake_provider import FakeProviderServer
 
 CONFIG = """
 [providers.openai]
@@ -70,11 +78,19 @@ def test_config_file_from_environment_variable(tmp_path, monkeypatch):
     assert LLMSettings.load().defaults.max_tokens == 256
 
 
-def test_explicit_arguments_beat_the_file(tmp_path):
+async def test_explicit_arguments_beat_the_file(tmp_path):
     settings = LLMSettings.load(write_config(tmp_path))
-    client = OpenAIClient(api_key="sk-explicit-2222222222222", timeout=5, settings=settings)
+    async with FakeProviderServer() as server:
+        client = OpenAIClient(
+            "sk-explicit-2222222222222", server.openai_base, timeout=5, settings=settings
+        )
+        async with client:
+            await client.generate_text([LLMMessage("user", "hi")])
     assert client.timeout == 5
-    assert client._credentials(client.spec, "openai")[0] == "sk-explicit-2222222222222"
+    (request,) = server.requests
+    assert request.headers["authorization"] == "Bearer sk-explicit-2222222222222"
+    assert request.json["temperature"] == 0.2  # from the file, not the environment
+    assert request.json["model"] == "gpt-4o-mini"
 
 
 @pytest.mark.parametrize(
@@ -144,10 +160,12 @@ def test_missing_key_names_variable_and_argument(monkeypatch, client_class, env,
     assert argument in str(caught.value)
 
 
-def test_a_local_base_url_needs_no_key(monkeypatch):
+async def test_a_local_base_url_needs_no_key(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
-    client = OpenAIClient(base_url="http://127.0.0.1:8000/v1")
-    assert client._credentials(client.spec, "openai") == (None, "http://127.0.0.1:8000/v1")
+    async with FakeProviderServer() as server, OpenAIClient(base_url=server.openai_base) as client:
+        response = await client.generate_text([LLMMessage("user", "hi")])
+    assert response.content
+    assert "sk-test" not in server.requests[0].headers["authorization"]
 
 
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf")])
