@@ -7,6 +7,7 @@ from aiecs_llm.client import BaseLLMClient
 from aiecs_llm.errors import (
     AuthenticationError,
     BudgetExceededError,
+    CircuitOpenError,
     ConfigurationError,
     ContentPolicyError,
     ContextWindowExceededError,
@@ -20,7 +21,9 @@ from aiecs_llm.errors import (
     RequestTimeoutError,
     StreamInterruptedError,
 )
+from aiecs_llm.health import ProviderHealth, health_check, validate_api_key
 from aiecs_llm.litellm_client import LiteLLMClient
+from aiecs_llm.models import ModelInfo, ModelManager
 from aiecs_llm.providers import PROVIDERS, create_client
 from aiecs_llm.providers.anthropic import AnthropicClient
 from aiecs_llm.providers.google import GoogleAIClient
@@ -37,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "BaseLLMClient",
     "BudgetExceededError",
+    "CircuitOpenError",
     "ConfigurationError",
     "ContentPolicyError",
     "ContextWindowExceededError",
@@ -48,8 +52,11 @@ __all__ = [
     "LLMResponse",
     "LLMSettings",
     "LiteLLMClient",
+    "ModelInfo",
+    "ModelManager",
     "ModelNotFoundError",
     "OpenAIClient",
+    "ProviderHealth",
     "ProviderNotAvailableError",
     "QuotaExceededError",
     "RateLimitError",
@@ -57,4 +64,6 @@ __all__ = [
     "StreamInterruptedError",
     "TextStream",
     "create_client",
+    "health_check",
+    "validate_api_key",
 ]

@@ -4,13 +4,23 @@ section 5).
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+import structlog
+
 from aiecs_llm import pricing
+from aiecs_llm.errors import LLMClientError, ProviderNotAvailableError, RateLimitError
+from aiecs_llm.retry import MAX_RETRY_AFTER
 from aiecs_llm.types import LLMMessage, LLMResponse
+
+SAFE_RETRY_DELAY = 1.0
+"""Seconds ``safe_generate_text`` waits after a rate limit that named no wait (the spec's 1 s)."""
+
+_log = structlog.get_logger("aiecs_llm")
 
 
 class BaseLLMClient(ABC):
@@ -59,6 +69,27 @@ class BaseLLMClient(ABC):
         exc_tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def safe_generate_text(
+        self, messages: Sequence[LLMMessage], **kwargs: Any
+    ) -> LLMResponse | None:
+        """The spec's forgiving call: a rate limit is waited out once, an unavailable provider
+        gives None instead of an error, and anything else raises an ``LLMClientError``.
+        """
+        try:
+            return await self.generate_text(messages, **kwargs)
+        except RateLimitError as error:
+            wait = min(error.retry_after or SAFE_RETRY_DELAY, MAX_RETRY_AFTER)
+            _log.warning("llm.safe_generate.rate_limited", wait_seconds=wait, detail=error.message)
+            await asyncio.sleep(wait)
+            return await self.generate_text(messages, **kwargs)
+        except ProviderNotAvailableError as error:
+            _log.error("llm.safe_generate.unavailable", error=type(error).__name__)
+            return None
+        except LLMClientError:
+            raise
+        except Exception as exc:  # the spec's boundary: anything else becomes an LLMClientError
+            raise LLMClientError(f"Text generation failed: {exc}") from exc
 
     def _count_tokens_estimate(self, text: str) -> int:
         """Rough token count, about four characters a token; needs no tokenizer."""

@@ -7,6 +7,7 @@ The tree::
     ├── BudgetExceededError             a spending limit would be crossed; nothing was sent
     ├── ProviderNotAvailableError       5xx, 529 overloaded, connection failures (retried)
     │   ├── RequestTimeoutError         no answer within the timeout (retried)
+    │   ├── CircuitOpenError            the route failed repeatedly and is resting; nothing sent
     │   └── StreamInterruptedError      a stream broke after it started; has .partial_text
     ├── RateLimitError                  429; .retry_after: seconds the provider asked (retried)
     │   └── QuotaExceededError          the account's quota or credit is spent (not retried)
@@ -48,6 +49,7 @@ from aiecs_llm.redaction import redact
 __all__ = [
     "AuthenticationError",
     "BudgetExceededError",
+    "CircuitOpenError",
     "ConfigurationError",
     "ContentPolicyError",
     "ContextWindowExceededError",
@@ -106,6 +108,13 @@ class ProviderNotAvailableError(LLMClientError):
 
 class RequestTimeoutError(ProviderNotAvailableError):
     """The provider did not answer within the timeout."""
+
+
+class CircuitOpenError(ProviderNotAvailableError):
+    """The route failed repeatedly and rests for a cool-down; nothing was sent.
+
+    Not retried on the same route: the call moves on to its next fallback model, if any.
+    """
 
 
 class StreamInterruptedError(ProviderNotAvailableError):

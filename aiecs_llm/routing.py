@@ -22,6 +22,7 @@ from aiecs_llm.breaker import CircuitBreaker, Route
 from aiecs_llm.calls import PreparedCall
 from aiecs_llm.errors import (
     AuthenticationError,
+    CircuitOpenError,
     ConfigurationError,
     ContextWindowExceededError,
     LLMClientError,
@@ -38,10 +39,6 @@ from aiecs_llm.state import ProviderLimits
 
 T = TypeVar("T")
 _log = structlog.get_logger("aiecs_llm.routing")
-
-
-class CircuitOpenError(ProviderNotAvailableError):
-    """Every route to this model is resting after repeated failures; nothing was sent."""
 
 
 @dataclass(frozen=True, slots=True)
