@@ -29,6 +29,8 @@ class CallRequest:
     timeout: float
     max_retries: int
     stream: bool
+    hedge: bool
+    """Send a second request to the next route if the first is slow."""
     prompt_tokens: int
     """A rough count (four characters a token), for rate limits and context-window choice."""
     started: float = field(default_factory=time.monotonic)

@@ -24,6 +24,7 @@ from aiecs_llm import state as shared_state
 from aiecs_llm.calls import CallRequest, PreparedCall, StreamReading, to_response
 from aiecs_llm.client import BaseLLMClient
 from aiecs_llm.errors import ConfigurationError, LLMClientError, StreamInterruptedError
+from aiecs_llm.hedging import LatencyTracker, hedged
 from aiecs_llm.limits import ConcurrencyLimit
 from aiecs_llm.models import ModelManager
 from aiecs_llm.provider_spec import ProviderSpec
@@ -34,7 +35,7 @@ from aiecs_llm.resolution import (
     provider_of,
     registered_spec,
 )
-from aiecs_llm.routing import Router, Target
+from aiecs_llm.routing import Answer, Router, Target
 from aiecs_llm.settings import LLMSettings
 from aiecs_llm.state import InProcessState
 from aiecs_llm.streaming import TextStream
@@ -42,6 +43,8 @@ from aiecs_llm.types import LLMMessage, LLMResponse
 from aiecs_llm.validation import check_max_tokens, check_messages, check_seconds, check_temperature
 
 _log = structlog.get_logger("aiecs_llm")
+# Per-call keyword arguments that are ours, not LiteLLM's.
+_OUR_PARAMETERS = frozenset({"timeout", "max_retries", "hedge"})
 _warned_deprecated: set[str] = set()
 
 
@@ -62,6 +65,8 @@ class LiteLLMClient(BaseLLMClient):
         settings: configuration; ``LLMSettings.load()`` when omitted.
         log_content: include prompts and answers in log events (off: they may be private).
         state: where breakers, key cool-downs and limits live (default: shared in-process).
+        hedge: for latency-sensitive use: when a call is slower than the model's recent 95th
+            percentile, send a second request to the next route and take the first answer.
         **default_params: further LiteLLM parameters sent with every call (``top_p``, ...).
 
     """
@@ -79,6 +84,7 @@ class LiteLLMClient(BaseLLMClient):
         settings: LLMSettings | None = None,
         log_content: bool = False,
         state: InProcessState | None = None,
+        hedge: bool = False,
         **default_params: Any,
     ) -> None:
         self.settings = settings if settings is not None else LLMSettings.load()
@@ -91,13 +97,19 @@ class LiteLLMClient(BaseLLMClient):
             raise ConfigurationError("max_retries must be a whole number >= 0")
         self.max_retries = defaults.max_retries if max_retries is None else max_retries
         self.log_content = log_content
+        self.hedge = hedge
         self.models = ModelManager(self.settings, self.settings.fallbacks)
         self._api_key = SecretStr(api_key) if api_key else None
         self._base_url = base_url
         self._default_params = default_params
         self._state = state or shared_state.DEFAULT_STATE
+        resilience = self.settings.resilience
         self._router = Router(
-            breaker=self._state.breaker(self.settings.resilience), models=self.models
+            breaker=self._state.breaker(resilience),
+            models=self.models,
+            latencies=LatencyTracker(
+                percentile=resilience.hedge_percentile, default_delay=resilience.hedge_delay
+            ),
         )
         self._http_clients: dict[tuple[str, str | None, str | None], Any] = {}
         self._concurrency: WeakKeyDictionary[asyncio.AbstractEventLoop, ConcurrencyLimit] = (
@@ -130,12 +142,13 @@ class LiteLLMClient(BaseLLMClient):
         """Send the conversation and return the whole answer.
 
         ``temperature`` defaults to ``LLM_DEFAULT_TEMPERATURE`` (0.7) and is left out for models
-        that accept none (o-series); ``max_tokens`` defaults to ``LLM_MAX_TOKENS``. ``timeout``
-        and ``max_retries`` may be given per call; other keyword arguments go to LiteLLM.
+        that accept none (o-series); ``max_tokens`` defaults to ``LLM_MAX_TOKENS``. ``timeout``,
+        ``max_retries`` and ``hedge`` may be given per call; other keyword arguments go to
+        LiteLLM unchanged.
         """
         request = self._request(messages, model, temperature, max_tokens, kwargs, stream=False)
         try:
-            answer = await self._route(request, self._send)
+            answer = await self._answer(request)
             async with answer.lease:
                 response = to_response(answer.value, answer.call, answer.fallback_from)
                 answer.call.settle(response)
@@ -194,6 +207,7 @@ class LiteLLMClient(BaseLLMClient):
         if tokens is not None:
             check_max_tokens(tokens, primary, litellm_provider)
         max_retries = extra.get("max_retries", self.max_retries)
+        hedge = extra.get("hedge", self.hedge)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be a whole number >= 0")
         self._warn_if_deprecated(primary)
@@ -202,28 +216,61 @@ class LiteLLMClient(BaseLLMClient):
             messages=conversation,
             temperature=None if temperature is None else check_temperature(temperature),
             max_tokens=tokens,
-            extra={k: v for k, v in extra.items() if k not in ("timeout", "max_retries")},
+            extra={k: v for k, v in extra.items() if k not in _OUR_PARAMETERS},
             timeout=check_seconds(extra.get("timeout", self.timeout), "timeout"),
             max_retries=max_retries,
             stream=stream,
+            hedge=bool(hedge) and not stream,
             prompt_tokens=sum(pricing.estimate_tokens(m.content) for m in conversation),
         )
 
-    async def _route(self, request: CallRequest, attempt: Callable[[PreparedCall], Any]) -> Any:
+    def _chain(self, request: CallRequest) -> list[str]:
         fallbacks = self.settings.fallbacks
         bare = request.primary_model.split("/", 1)[-1]
-        chain = [
+        return [
             request.primary_model,
             *(fallbacks.get(request.primary_model) or fallbacks.get(bare) or []),
         ]
+
+    async def _route(
+        self,
+        request: CallRequest,
+        attempt: Callable[[PreparedCall], Any],
+        chain: Sequence[str] | None = None,
+    ) -> Answer[Any]:
         return await self._router.run(
-            [partial(self._target, model) for model in chain],
+            [partial(self._target, model) for model in chain or self._chain(request)],
             partial(self._build_call, request),
             attempt,
             max_retries=request.max_retries,
             deadline=request.deadline,
             max_retry_after=self.settings.resilience.max_retry_after,
             prompt_tokens=request.prompt_tokens,
+        )
+
+    async def _answer(self, request: CallRequest) -> Answer[Any]:
+        if not request.hedge:
+            return await self._route(request, self._send)
+        chain = self._chain(request)
+        # The second request goes to the next model of the chain, or to the same model again
+        # (another key, another connection) when there is no other.
+        backup = chain[1:] or chain
+
+        async def via_backup() -> Answer[Any]:
+            answer = await self._route(request, self._send, backup)
+            if answer.call.params["model"] != chain[0]:
+                answer.fallback_from = chain[0]
+            return answer
+
+        async def release(answer: Answer[Any]) -> None:
+            await answer.lease.aclose()
+
+        return await hedged(
+            partial(self._route, request, self._send, chain),
+            via_backup,
+            delay=self._router.latencies.delay(chain[0]),
+            release=release,
+            label=chain[0],
         )
 
     def _target(self, model: str) -> Target:

@@ -10,6 +10,7 @@ model whose window holds it. Everything else is the caller's error and ends the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from aiecs_llm.errors import (
     QuotaExceededError,
     RateLimitError,
 )
+from aiecs_llm.hedging import LatencyTracker
 from aiecs_llm.keys import KeyPool
 from aiecs_llm.models import ModelManager
 from aiecs_llm.redaction import fingerprint
@@ -76,9 +78,12 @@ Attempt = Callable[[PreparedCall], Awaitable[T]]
 class Router:
     """Runs one call through its chain of models; one per client."""
 
-    def __init__(self, *, breaker: CircuitBreaker, models: ModelManager) -> None:
+    def __init__(
+        self, *, breaker: CircuitBreaker, models: ModelManager, latencies: LatencyTracker
+    ) -> None:
         self.breaker = breaker
         self.models = models
+        self.latencies = latencies
 
     async def run(
         self,
@@ -147,6 +152,7 @@ class Router:
                 code="circuit_open",
             )
         call = build_call(target, key)
+        started = time.monotonic()
         lease = AsyncExitStack()
         reservation = None
         try:
@@ -159,6 +165,7 @@ class Router:
             self._learn_from(error, route, target, key)
             raise
         self.breaker.record_success(route)
+        self.latencies.record(target.litellm_model, time.monotonic() - started)
         if target.keys and key:
             target.keys.succeeded(key)
         call.reservation = reservation

@@ -28,6 +28,8 @@ DEFAULT_BREAKER_FAILURES = 5
 DEFAULT_BREAKER_COOLDOWN = 30.0
 DEFAULT_KEY_COOLDOWN = 30.0
 DEFAULT_RATE_LIMIT_QUEUE = 1000
+DEFAULT_HEDGE_DELAY = 2.0
+DEFAULT_HEDGE_PERCENTILE = 0.95
 CONFIG_FILE_ENV = "LLM_CONFIG_FILE"
 
 
@@ -87,6 +89,10 @@ class Resilience(BaseModel):
     """Seconds a rate-limited key rests when the provider did not say how long."""
     rate_limit_queue: int = Field(default=DEFAULT_RATE_LIMIT_QUEUE, ge=1)
     """Callers that may wait for a provider's rate limit before new ones fail at once."""
+    hedge_delay: float = Field(default=DEFAULT_HEDGE_DELAY, gt=0.0)
+    """Seconds before a hedged call sends its second request, until enough latencies are known."""
+    hedge_percentile: float = Field(default=DEFAULT_HEDGE_PERCENTILE, gt=0.0, lt=1.0)
+    """Latency percentile after which a hedged call sends its second request."""
 
 
 class TokenPrice(BaseModel):
