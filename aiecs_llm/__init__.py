@@ -19,6 +19,7 @@ from aiecs_llm.errors import (
     QuotaExceededError,
     RateLimitError,
     RequestTimeoutError,
+    RequestTooLargeError,
     StreamInterruptedError,
 )
 from aiecs_llm.health import ProviderHealth, health_check, validate_api_key
@@ -61,6 +62,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RequestTimeoutError",
+    "RequestTooLargeError",
     "StreamInterruptedError",
     "TextStream",
     "create_client",

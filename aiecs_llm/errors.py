@@ -10,7 +10,8 @@ The tree::
     │   ├── CircuitOpenError            the route failed repeatedly and is resting; nothing sent
     │   └── StreamInterruptedError      a stream broke after it started; has .partial_text
     ├── RateLimitError                  429; .retry_after: seconds the provider asked (retried)
-    │   └── QuotaExceededError          the account's quota or credit is spent (not retried)
+    │   ├── QuotaExceededError          the account's quota or credit is spent (not retried)
+    │   └── RequestTooLargeError        this one request exceeds a per-minute limit (not retried)
     ├── AuthenticationError             401 / 403 / a key the provider rejects
     ├── ModelNotFoundError              404 / a model string no provider knows
     ├── InvalidRequestError             400 / 422: the provider refused this request
@@ -61,6 +62,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RequestTimeoutError",
+    "RequestTooLargeError",
     "StreamInterruptedError",
 ]
 
@@ -131,6 +133,12 @@ class RateLimitError(LLMClientError):
 
 class QuotaExceededError(RateLimitError):
     """The account's quota or credit is exhausted; waiting will not help."""
+
+
+class RequestTooLargeError(RateLimitError):
+    """429 because this single request is larger than the per-minute token limit: it can never
+    pass as it is, so waiting will not help (a model with a higher limit might).
+    """
 
 
 class AuthenticationError(LLMClientError):
@@ -216,6 +224,9 @@ _CASSETTE_MISS = "Can't play back this request"
 _BYTES_REPR = re.compile(r"""b(['"])\{.*\1""", re.DOTALL)
 # Providers say "quota" in a 429 when waiting will not help; retrying those only burns time.
 _QUOTA_MARKERS = ("insufficient_quota", "exceeded your current quota", "billing")
+# OpenAI: "Request too large for gpt-4o ... on tokens per min (TPM): Limit 30000, Requested
+# 45000"; Anthropic: "... would exceed your rate limit ... input tokens per minute" is retried.
+_TOO_LARGE_MARKERS = ("request too large",)
 # Anthropic reports its 529 "overloaded" as a 500 through LiteLLM.
 _OVERLOADED_MARKERS = ("overloaded_error", "overloaded")
 
@@ -278,6 +289,8 @@ def _classify(exc: BaseException, status: int | None, message: str) -> type[LLMC
     lowered = message.lower()
     if chosen is RateLimitError and any(marker in lowered for marker in _QUOTA_MARKERS):
         return QuotaExceededError
+    if chosen is RateLimitError and any(marker in lowered for marker in _TOO_LARGE_MARKERS):
+        return RequestTooLargeError
     if chosen is LLMClientError and any(marker in lowered for marker in _OVERLOADED_MARKERS):
         return ProviderNotAvailableError
     return chosen

@@ -29,6 +29,7 @@ from aiecs_llm.errors import (
     ProviderNotAvailableError,
     QuotaExceededError,
     RateLimitError,
+    RequestTooLargeError,
     StreamInterruptedError,
 )
 
@@ -45,7 +46,7 @@ T = TypeVar("T")
 
 def is_retryable(error: BaseException) -> bool:
     """Whether waiting and sending the same request again can succeed."""
-    if isinstance(error, QuotaExceededError | StreamInterruptedError):
+    if isinstance(error, QuotaExceededError | RequestTooLargeError | StreamInterruptedError):
         return False
     return isinstance(error, RateLimitError | ProviderNotAvailableError)
 

@@ -31,6 +31,7 @@ from aiecs_llm.errors import (
     ProviderNotAvailableError,
     QuotaExceededError,
     RateLimitError,
+    RequestTooLargeError,
 )
 from aiecs_llm.hedging import LatencyTracker
 from aiecs_llm.keys import KeyPool
@@ -184,7 +185,9 @@ class Router:
         self.breaker.record_success(route)
         if target.keys is None or key is None:
             return
-        if isinstance(error, RateLimitError) and not isinstance(error, QuotaExceededError):
+        if isinstance(error, RateLimitError) and not isinstance(
+            error, QuotaExceededError | RequestTooLargeError
+        ):
             target.keys.rate_limited(key, error.retry_after)
         elif isinstance(error, AuthenticationError):
             target.keys.rejected(key)

@@ -122,6 +122,17 @@ def test_quota_429_is_not_a_plain_rate_limit():
     assert type(translate(exc)) is aiecs_llm.QuotaExceededError
 
 
+def test_request_too_large_429_is_its_own_class():
+    exc = litellm.RateLimitError(
+        message="Request too large for gpt-4o in organization org-x on tokens per min (TPM): "
+        "Limit 30000, Requested 45000.",
+        llm_provider="openai",
+        model="gpt-4o",
+        response=response(429),
+    )
+    assert type(translate(exc)) is aiecs_llm.RequestTooLargeError
+
+
 @pytest.mark.parametrize(
     ("status", "expected"),
     [

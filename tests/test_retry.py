@@ -162,6 +162,8 @@ async def test_malformed_json_is_a_classified_error(server, provider):
         (aiecs_llm.ProviderNotAvailableError("x"), True),
         (aiecs_llm.RequestTimeoutError("x"), True),
         (aiecs_llm.QuotaExceededError("x"), False),
+        (aiecs_llm.RequestTooLargeError("x"), False),
+        (aiecs_llm.CircuitOpenError("x"), True),
         (aiecs_llm.StreamInterruptedError("x"), False),
         (aiecs_llm.AuthenticationError("x"), False),
         (aiecs_llm.ModelNotFoundError("x"), False),
