@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,24 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)  # numbered keys for rotation: OPENAI_API_KEY_1, ...
     for name, value in FAKE_KEYS.items():
         monkeypatch.setenv(name, value)
+
+
+# Spelled out so that collecting tests does not import the library; test_contract checks it
+# against the registry.
+PROVIDER_NAMES = ["anthropic", "google", "openai"]
+
+
+@pytest.fixture(params=PROVIDER_NAMES, ids=str)
+def provider(request: pytest.FixtureRequest) -> str:
+    """Each registered provider in turn."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[object]:
+    """A fault-injecting provider server on 127.0.0.1 for the test's duration."""
+    from tests.fake_provider import FakeProviderServer
+
+    async with FakeProviderServer() as running:
+        yield running

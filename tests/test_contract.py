@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 import aiecs_llm
 from aiecs_llm import PROVIDERS, LLMMessage
 from aiecs_llm.testing import use_cassette
-from tests.conftest import CASSETTES, FAKE_KEYS
+from tests.conftest import CASSETTES, FAKE_KEYS, PROVIDER_NAMES
 
 GREETING = [
     LLMMessage("system", "You are a concise assistant."),
@@ -62,11 +62,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(params=sorted(PROVIDERS), ids=str)
-def provider(request):
-    return request.param
-
-
 @pytest.fixture
 def expected(provider):
     return EXPECTED[provider]
@@ -84,6 +79,7 @@ def cassette(expected, case):
 
 def test_every_provider_has_a_complete_cassette_set():
     assert set(EXPECTED) == set(PROVIDERS)
+    assert sorted(PROVIDERS) == PROVIDER_NAMES  # the provider fixture covers the registry
     for expected in EXPECTED.values():
         for case in (
             "success",

@@ -6,16 +6,10 @@ import aiecs_llm
 from aiecs_llm import LLMMessage, LLMSettings, health_check, validate_api_key
 from aiecs_llm.redaction import fingerprint
 from aiecs_llm.settings import ProviderSettings
-from tests.fake_provider import FakeProviderServer, Reply
+from tests.fake_provider import Reply
 from tests.servers import base_url, client_for, settings_for
 
 MESSAGES = [LLMMessage("user", "Say hello in five words.")]
-
-
-@pytest.fixture
-async def server():
-    async with FakeProviderServer() as server:
-        yield server
 
 
 async def test_health_check_reports_every_provider(server):

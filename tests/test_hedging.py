@@ -8,17 +8,11 @@ from structlog.testing import capture_logs
 import aiecs_llm
 from aiecs_llm import LiteLLMClient, LLMMessage
 from aiecs_llm.hedging import HEDGE_MIN_SAMPLES, LatencyTracker, hedged
-from tests.fake_provider import FakeProviderServer, Reply
+from tests.fake_provider import Reply
 from tests.servers import settings_for
 
 MESSAGES = [LLMMessage("user", "Say hello in five words.")]
 CHAIN = {"openai/gpt-4o-mini": ["anthropic/claude-haiku-4-5"]}
-
-
-@pytest.fixture
-async def server():
-    async with FakeProviderServer() as server:
-        yield server
 
 
 async def test_a_slow_first_request_is_hedged_and_the_fast_one_wins(server):

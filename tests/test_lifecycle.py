@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import aiecs_llm
-from aiecs_llm import PROVIDERS, LLMMessage, _litellm
+from aiecs_llm import LLMMessage, _litellm
 from aiecs_llm.testing import use_cassette
 from tests.conftest import CASSETTES
 from tests.fake_provider import FakeProviderServer, Reply
@@ -63,11 +63,6 @@ GLOBALS = (
     "success_callback",
     "failure_callback",
 )
-
-
-@pytest.fixture(params=sorted(PROVIDERS), ids=str)
-def provider(request):
-    return request.param
 
 
 async def test_calls_change_no_litellm_globals(provider):

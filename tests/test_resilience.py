@@ -10,17 +10,11 @@ from structlog.testing import capture_logs
 import aiecs_llm
 from aiecs_llm import LiteLLMClient, LLMMessage, litellm_client, retry, state
 from aiecs_llm.redaction import fingerprint
-from tests.fake_provider import FakeProviderServer, Reply
+from tests.fake_provider import Reply
 from tests.servers import settings_for
 
 MESSAGES = [LLMMessage("user", "Say hello in five words.")]
 CHAIN = ["anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"]
-
-
-@pytest.fixture
-async def server():
-    async with FakeProviderServer() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

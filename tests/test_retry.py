@@ -7,22 +7,11 @@ import pytest
 from structlog.testing import capture_logs
 
 import aiecs_llm
-from aiecs_llm import PROVIDERS, LLMMessage, retry
-from tests.fake_provider import FakeProviderServer, Reply
+from aiecs_llm import LLMMessage, retry
+from tests.fake_provider import Reply
 from tests.servers import client_for
 
 MESSAGES = [LLMMessage("user", "Say hello in five words.")]
-
-
-@pytest.fixture(params=sorted(PROVIDERS), ids=str)
-def provider(request):
-    return request.param
-
-
-@pytest.fixture
-async def server():
-    async with FakeProviderServer() as server:
-        yield server
 
 
 @pytest.mark.parametrize(

@@ -3,22 +3,11 @@
 import pytest
 
 import aiecs_llm
-from aiecs_llm import PROVIDERS, LLMMessage
-from tests.fake_provider import FakeProviderServer, Reply
+from aiecs_llm import LLMMessage
+from tests.fake_provider import Reply
 from tests.servers import client_for
 
 MESSAGES = [LLMMessage("user", "Say hello in five words.")]
-
-
-@pytest.fixture(params=sorted(PROVIDERS), ids=str)
-def provider(request):
-    return request.param
-
-
-@pytest.fixture
-async def server():
-    async with FakeProviderServer() as server:
-        yield server
 
 
 async def test_stream_asks_for_usage_and_accounts_it(server, provider):
