@@ -95,3 +95,29 @@ def _warn_unpriced(model: str, provider: str) -> None:
         provider=provider,
         hint="add a [costs] entry for it to the config file to track its spend",
     )
+
+
+def worst_case_cost(
+    models: Sequence[str],
+    *,
+    prompt_tokens: int,
+    max_tokens: int | None,
+    overrides: Mapping[str, TokenPrice],
+) -> float | None:
+    """The most a call can cost on any of ``models`` (LiteLLM model strings): its prompt plus
+    ``max_tokens`` (else the model's output limit) at the model's prices. None when no model
+    of the list has a known price."""
+    costs = []
+    for model in models:
+        info = _litellm.model_info(model) or {}
+        output_limit = max_tokens or info.get("max_output_tokens") or info.get("max_tokens") or 0
+        price = override_for(overrides, model, model.split("/", 1)[-1])
+        if price is not None:
+            costs.append(price_per_1k(prompt_tokens, int(output_limit), price))
+            continue
+        input_price = info.get("input_cost_per_token")
+        output_price = info.get("output_cost_per_token")
+        if input_price is None or output_price is None:
+            continue
+        costs.append(prompt_tokens * float(input_price) + int(output_limit) * float(output_price))
+    return max(costs) if costs else None

@@ -95,6 +95,37 @@ class Resilience(BaseModel):
     """Latency percentile after which a hedged call sends its second request."""
 
 
+class TagBudget(BaseModel):
+    """Limits for the calls carrying one tag: ``[budgets.tags."service=billing"]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    daily: float | None = Field(default=None, ge=0.0)
+    monthly: float | None = Field(default=None, ge=0.0)
+
+
+class Budgets(BaseModel):
+    """The ``[budgets]`` section: USD limits per day and month, globally and per tag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    daily: float | None = Field(default=None, ge=0.0)
+    monthly: float | None = Field(default=None, ge=0.0)
+    timezone: str = "UTC"
+    """Where days and months begin (an IANA name such as ``Europe/Berlin``)."""
+    tags: dict[str, TagBudget] = Field(default_factory=dict)
+    """``"key=value"`` -> limits for the calls tagged so."""
+
+
+class Ledger(BaseModel):
+    """The ``[ledger]`` section: where every call is recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    """SQLite file; None keeps the ledger in memory (lost at exit)."""
+
+
 class TokenPrice(BaseModel):
     """A per-model price override in USD per 1,000 tokens, as in the spec's ``costs`` table."""
 
@@ -115,6 +146,8 @@ class LLMSettings(BaseModel):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     """Model -> the models to try, in order, when it cannot answer."""
     resilience: Resilience = Field(default_factory=Resilience)
+    budgets: Budgets = Field(default_factory=Budgets)
+    ledger: Ledger = Field(default_factory=Ledger)
 
     def provider(self, name: str) -> ProviderSettings:
         """The section for ``name``, empty when it is not configured."""
@@ -163,6 +196,10 @@ class _Environment(BaseSettings):
     stream_idle_timeout: float | None = Field(
         default=None, validation_alias="LLM_STREAM_IDLE_TIMEOUT"
     )
+    daily_budget: float | None = Field(default=None, validation_alias="LLM_DAILY_BUDGET")
+    monthly_budget: float | None = Field(default=None, validation_alias="LLM_MONTHLY_BUDGET")
+    budget_timezone: str | None = Field(default=None, validation_alias="LLM_BUDGET_TIMEZONE")
+    usage_db: str | None = Field(default=None, validation_alias="LLM_USAGE_DB")
 
     def as_layer(self) -> dict[str, Any]:
         providers: dict[str, dict[str, Any]] = {
@@ -192,10 +229,17 @@ class _Environment(BaseSettings):
             "max_concurrency": self.max_concurrency,
             "stream_idle_timeout": self.stream_idle_timeout,
         }
+        budgets = {
+            "daily": self.daily_budget,
+            "monthly": self.monthly_budget,
+            "timezone": self.budget_timezone,
+        }
         return {
             "providers": {name: _present(section) for name, section in providers.items()},
             "defaults": _present(defaults),
             "resilience": _present(resilience),
+            "budgets": _present(budgets),
+            "ledger": _present({"path": self.usage_db}),
         }
 
 

@@ -1,0 +1,213 @@
+"""Budgets that cannot be overshot: the spec's CostController, made safe under concurrency.
+
+Before a request is sent, its worst-case cost (prompt tokens plus ``max_tokens`` at the output
+price) is reserved against every budget it falls under; after it, the reservation is settled
+to the real cost. Reserving is synchronous (no ``await`` between the check and the booking),
+so however many calls run at once on the event loop, booked spend plus reservations never
+exceed a limit. A request that would cross one raises ``BudgetExceededError`` before any HTTP.
+
+Periods (day, month) follow a configured timezone. Spend already in the usage ledger for the
+current period is loaded on first use, so budgets survive a restart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+
+from aiecs_llm.errors import BudgetExceededError, ConfigurationError
+
+Period = Literal["daily", "monthly"]
+_log = structlog.get_logger("aiecs_llm.budget")
+
+
+class SpendSource(Protocol):
+    """Where spend already made is read from (the usage ledger)."""
+
+    def spend(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> float:
+        """USD spent in ``[since, until)`` by calls carrying ``tags``."""
+        ...
+
+
+class BudgetAlerts(Protocol):
+    """Who is told how much of a budget is used (the alert manager)."""
+
+    def budget_used(self, name: str, period_key: str, fraction: float) -> None:
+        """``fraction`` of budget ``name`` is used in period ``period_key``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One limit: ``daily`` or ``monthly`` USD, for all calls or those carrying ``tags``."""
+
+    period: Period
+    limit: float
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``daily`` or ``daily:service=billing``."""
+        if not self.tags:
+            return self.period
+        labels = ",".join(f"{key}={value}" for key, value in sorted(self.tags.items()))
+        return f"{self.period}:{labels}"
+
+    def applies_to(self, tags: Mapping[str, str]) -> bool:
+        """Whether a call with ``tags`` counts against this budget."""
+        return all(tags.get(key) == value for key, value in self.tags.items())
+
+
+@dataclass(slots=True)
+class _Account:
+    spent: float = 0.0
+    reserved: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetReservation:
+    """A call's hold on its budgets, to be settled exactly once."""
+
+    id: int
+    amount: float
+    accounts: tuple[tuple[Budget, str], ...]
+    """(budget, period key) pairs the amount is held against."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """One budget in the current period."""
+
+    name: str
+    period_key: str
+    limit: float
+    spent: float
+    reserved: float
+
+    @property
+    def remaining(self) -> float:
+        """What is left to reserve."""
+        return max(self.limit - self.spent - self.reserved, 0.0)
+
+
+class BudgetController:
+    """Daily and monthly limits, globally and per tag."""
+
+    def __init__(
+        self,
+        budgets: Sequence[Budget],
+        *,
+        timezone: str = "UTC",
+        ledger: SpendSource | None = None,
+        alerts: BudgetAlerts | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        for budget in budgets:
+            if budget.limit < 0:
+                raise ConfigurationError(f"budget {budget.name} must not be negative")
+        try:
+            self.timezone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(f"unknown budget timezone {timezone!r}") from None
+        self.budgets = tuple(budgets)
+        self._ledger = ledger
+        self._alerts = alerts
+        self._clock = clock
+        self._accounts: dict[tuple[str, str], _Account] = {}
+        self._open: dict[int, BudgetReservation] = {}
+        self._ids = itertools.count(1)
+        # Reservations come from the event loop, settlements may come from anywhere.
+        self._lock = threading.Lock()
+
+    def reserve(self, amount: float, tags: Mapping[str, str]) -> BudgetReservation:
+        """Hold ``amount`` USD against every budget the call falls under, or raise
+        ``BudgetExceededError`` naming the first budget it would cross.
+        """
+        now = self._clock()
+        with self._lock:
+            held = []
+            for budget in self.budgets:
+                if not budget.applies_to(tags):
+                    continue
+                key = self._period_key(budget.period, now)
+                account = self._account(budget, key, now)
+                if account.spent + account.reserved + amount > budget.limit:
+                    raise BudgetExceededError(
+                        f"budget {budget.name} ({key}) would be exceeded: limit "
+                        f"${budget.limit:.4f}, spent ${account.spent:.4f}, reserved "
+                        f"${account.reserved:.4f}, this request up to ${amount:.4f}",
+                        code="budget_exceeded",
+                    )
+                held.append((budget, key))
+            for budget, key in held:
+                self._accounts[(budget.name, key)].reserved += amount
+            reservation = BudgetReservation(next(self._ids), amount, tuple(held))
+            self._open[reservation.id] = reservation
+        return reservation
+
+    def settle(self, reservation: BudgetReservation, actual: float) -> None:
+        """Replace the hold by the real cost (0 for a call that cost nothing); idempotent."""
+        with self._lock:
+            if self._open.pop(reservation.id, None) is None:
+                return
+            used: list[tuple[Budget, str, float]] = []
+            for budget, key in reservation.accounts:
+                account = self._accounts[(budget.name, key)]
+                account.reserved = max(account.reserved - reservation.amount, 0.0)
+                account.spent += actual
+                if budget.limit > 0:
+                    used.append((budget, key, account.spent / budget.limit))
+        if self._alerts is not None:
+            for budget, key, fraction in used:
+                self._alerts.budget_used(budget.name, key, fraction)
+
+    def status(self) -> list[BudgetStatus]:
+        """Every budget in the current period."""
+        now = self._clock()
+        with self._lock:
+            result = []
+            for budget in self.budgets:
+                key = self._period_key(budget.period, now)
+                account = self._account(budget, key, now)
+                result.append(
+                    BudgetStatus(budget.name, key, budget.limit, account.spent, account.reserved)
+                )
+        return result
+
+    def _account(self, budget: Budget, key: str, now: datetime) -> _Account:
+        slot = (budget.name, key)
+        if slot not in self._accounts:
+            spent = 0.0
+            if self._ledger is not None:
+                since, until = self._period_bounds(budget.period, now)
+                spent = self._ledger.spend(since=since, until=until, tags=budget.tags or None)
+                _log.info("llm.budget.loaded", budget=budget.name, period=key, spent_usd=spent)
+            self._accounts[slot] = _Account(spent=spent)
+        return self._accounts[slot]
+
+    def _period_key(self, period: Period, now: datetime) -> str:
+        local = now.astimezone(self.timezone)
+        return local.strftime("%Y-%m-%d" if period == "daily" else "%Y-%m")
+
+    def _period_bounds(self, period: Period, now: datetime) -> tuple[datetime, datetime]:
+        local = now.astimezone(self.timezone)
+        if period == "daily":
+            start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            end = start + timedelta(days=1)  # wall-clock arithmetic: the next local midnight
+        else:
+            start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            end = (start + timedelta(days=32)).replace(day=1)
+        return start.astimezone(UTC), end.astimezone(UTC)
