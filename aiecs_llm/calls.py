@@ -15,6 +15,14 @@ from aiecs_llm.settings import TokenPrice
 from aiecs_llm.types import LLMMessage, LLMResponse
 
 
+@dataclass(slots=True)
+class CallStats:
+    """What happened on the way, for the call's record."""
+
+    attempts: int = 0
+    """Requests sent (or about to be), over all models tried."""
+
+
 @dataclass(frozen=True, slots=True)
 class CallRequest:
     """What the caller asked for, validated once, whichever model ends up answering."""
@@ -33,6 +41,9 @@ class CallRequest:
     """Send a second request to the next route if the first is slow."""
     prompt_tokens: int
     """A rough count (four characters a token), for rate limits and context-window choice."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Caller tags (service, task id, user) for budgets, the ledger and reports."""
+    stats: CallStats = field(default_factory=CallStats)
     started: float = field(default_factory=time.monotonic)
 
     @property

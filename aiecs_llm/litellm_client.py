@@ -13,25 +13,25 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
-from weakref import WeakKeyDictionary
 
 import structlog
-from pydantic import SecretStr
 from typing_extensions import override
 
-from aiecs_llm import _events, _litellm, pricing
+from aiecs_llm import _events, _litellm, accounting, pricing
 from aiecs_llm import state as shared_state
+from aiecs_llm.accounting import Accounting
+from aiecs_llm.alerts import AlertManager
+from aiecs_llm.budget import BudgetController, BudgetReservation
 from aiecs_llm.calls import CallRequest, PreparedCall, StreamReading, to_response
 from aiecs_llm.client import BaseLLMClient
 from aiecs_llm.errors import ConfigurationError, LLMClientError, StreamInterruptedError
 from aiecs_llm.hedging import LatencyTracker, hedged
-from aiecs_llm.limits import ConcurrencyLimit
+from aiecs_llm.ledger import UsageLedger
 from aiecs_llm.models import ModelManager
+from aiecs_llm.monitor import LLMMonitor
 from aiecs_llm.provider_spec import ProviderSpec
 from aiecs_llm.resolution import (
     accepts_temperature,
-    client_class_name,
-    prefix_of,
     provider_of,
     registered_spec,
 )
@@ -39,12 +39,13 @@ from aiecs_llm.routing import Answer, Router, Target
 from aiecs_llm.settings import LLMSettings
 from aiecs_llm.state import InProcessState
 from aiecs_llm.streaming import TextStream
+from aiecs_llm.targets import Targets
 from aiecs_llm.types import LLMMessage, LLMResponse
 from aiecs_llm.validation import check_max_tokens, check_messages, check_seconds, check_temperature
 
 _log = structlog.get_logger("aiecs_llm")
 # Per-call keyword arguments that are ours, not LiteLLM's.
-_OUR_PARAMETERS = frozenset({"timeout", "max_retries", "hedge"})
+_OUR_PARAMETERS = frozenset({"timeout", "max_retries", "hedge", "tags"})
 _warned_deprecated: set[str] = set()
 
 
@@ -67,6 +68,15 @@ class LiteLLMClient(BaseLLMClient):
         state: where breakers, key cool-downs and limits live (default: shared in-process).
         hedge: for latency-sensitive use: when a call is slower than the model's recent 95th
             percentile, send a second request to the next route and take the first answer.
+        tags: caller tags added to every call (``service``, ``user``, ...), merged with a
+            call's own ``tags=``; budgets, the ledger and reports group by them.
+        monitor: the metrics every call is recorded into (default: the process's
+            ``DEFAULT_MONITOR``).
+        ledger: the usage ledger (default: the SQLite file of ``LLM_USAGE_DB`` / ``[ledger]``,
+            shared by the process's clients; none when not configured).
+        budget: the budget controller (default: from ``LLM_DAILY_BUDGET`` /
+            ``LLM_MONTHLY_BUDGET`` / ``[budgets]``, shared by the process's clients).
+        alerts: where budget and error-rate alerts go (default: the process's manager).
         **default_params: further LiteLLM parameters sent with every call (``top_p``, ...).
 
     """
@@ -85,6 +95,11 @@ class LiteLLMClient(BaseLLMClient):
         log_content: bool = False,
         state: InProcessState | None = None,
         hedge: bool = False,
+        tags: Mapping[str, str] | None = None,
+        monitor: LLMMonitor | None = None,
+        ledger: UsageLedger | None = None,
+        budget: BudgetController | None = None,
+        alerts: AlertManager | None = None,
         **default_params: Any,
     ) -> None:
         self.settings = settings if settings is not None else LLMSettings.load()
@@ -98,9 +113,15 @@ class LiteLLMClient(BaseLLMClient):
         self.max_retries = defaults.max_retries if max_retries is None else max_retries
         self.log_content = log_content
         self.hedge = hedge
+        self.tags = dict(tags or {})
+        shared = accounting.DEFAULTS.accounting(self.settings, monitor)
+        self.accounting = Accounting(
+            monitor=shared.monitor,
+            ledger=ledger or shared.ledger,
+            budget=budget or shared.budget,
+            alerts=alerts or shared.alerts,
+        )
         self.models = ModelManager(self.settings, self.settings.fallbacks)
-        self._api_key = SecretStr(api_key) if api_key else None
-        self._base_url = base_url
         self._default_params = default_params
         self._state = state or shared_state.DEFAULT_STATE
         resilience = self.settings.resilience
@@ -111,20 +132,26 @@ class LiteLLMClient(BaseLLMClient):
                 percentile=resilience.hedge_percentile, default_delay=resilience.hedge_delay
             ),
         )
-        self._http_clients: dict[tuple[str, str | None, str | None], Any] = {}
-        self._concurrency: WeakKeyDictionary[asyncio.AbstractEventLoop, ConcurrencyLimit] = (
-            WeakKeyDictionary()
+        self._targets = Targets(
+            settings=self.settings,
+            state=self._state,
+            spec=self.spec,
+            client_name=type(self).__name__,
+            default_model=model,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=self.timeout,
         )
         self._closed = False
-        own = self.spec or registered_spec(prefix_of(model))
-        self._own_litellm_provider = own.litellm_provider if own else prefix_of(model)
-        super().__init__(own.name if own else (self._own_litellm_provider or "litellm"))
+        super().__init__(
+            self._targets.own_provider or self._targets.own_litellm_provider or "litellm"
+        )
         if self.spec is not None:
-            self._keys(self.spec)  # fail fast on a missing key
+            self._targets.keys(self.spec)  # fail fast on a missing key
 
     @override
     def __repr__(self) -> str:
-        key = "set" if self._api_key else "from config"
+        key = "set" if self._targets.own_key else "from config"
         return (
             f"{type(self).__name__}(provider={self.provider_name!r}, "
             f"model={self.default_model!r}, api_key={key}, closed={self._closed})"
@@ -147,14 +174,21 @@ class LiteLLMClient(BaseLLMClient):
         LiteLLM unchanged.
         """
         request = self._request(messages, model, temperature, max_tokens, kwargs, stream=False)
+        reservation = None
         try:
+            reservation = self._reserve(request)
             answer = await self._answer(request)
             async with answer.lease:
                 response = to_response(answer.value, answer.call, answer.fallback_from)
                 answer.call.settle(response)
         except LLMClientError as error:
+            self.accounting.failed(request, error, reservation)
             self._log_failure(error, request)
             raise
+        except BaseException:
+            self.accounting.failed(request, None, reservation)  # cancelled: still accounted
+            raise
+        self.accounting.succeeded(request, response, reservation)
         _events.request_completed(response, stream=False, messages=self._logged(request))
         return response
 
@@ -183,10 +217,7 @@ class LiteLLMClient(BaseLLMClient):
         if self._closed:
             return
         self._closed = True
-        clients, self._http_clients = list(self._http_clients.values()), {}
-        for client in clients:
-            closer = getattr(client, "close", None) or client.aclose
-            await closer()
+        await self._targets.close()
 
     def _request(
         self,
@@ -201,7 +232,7 @@ class LiteLLMClient(BaseLLMClient):
         if self._closed:
             raise ConfigurationError(f"{type(self).__name__} is closed")
         conversation = check_messages(messages)
-        primary = self._resolve_model(model)
+        primary = self._targets.resolve_model(model)
         _, litellm_provider = provider_of(primary)
         tokens = max_tokens if max_tokens is not None else self.settings.defaults.max_tokens
         if tokens is not None:
@@ -211,6 +242,9 @@ class LiteLLMClient(BaseLLMClient):
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be a whole number >= 0")
         self._warn_if_deprecated(primary)
+        call_tags = extra.get("tags") or {}
+        if not isinstance(call_tags, Mapping):
+            raise ConfigurationError("tags must be a mapping of names to values")
         return CallRequest(
             primary_model=primary,
             messages=conversation,
@@ -222,6 +256,7 @@ class LiteLLMClient(BaseLLMClient):
             stream=stream,
             hedge=bool(hedge) and not stream,
             prompt_tokens=sum(pricing.estimate_tokens(m.content) for m in conversation),
+            tags={**self.tags, **{str(k): str(v) for k, v in call_tags.items()}},
         )
 
     def _chain(self, request: CallRequest) -> list[str]:
@@ -239,7 +274,7 @@ class LiteLLMClient(BaseLLMClient):
         chain: Sequence[str] | None = None,
     ) -> Answer[Any]:
         return await self._router.run(
-            [partial(self._target, model) for model in chain or self._chain(request)],
+            [partial(self._targets.target, model) for model in chain or self._chain(request)],
             partial(self._build_call, request),
             attempt,
             max_retries=request.max_retries,
@@ -273,37 +308,17 @@ class LiteLLMClient(BaseLLMClient):
             label=chain[0],
         )
 
-    def _target(self, model: str) -> Target:
-        litellm_model = self._with_prefix(model)
-        model_name, litellm_provider = provider_of(litellm_model)
-        spec = registered_spec(litellm_provider)
-        keys = self._keys(spec) if spec else self._unregistered_keys(litellm_provider)
-        configured = self.settings.provider(spec.name) if spec else None
-        own = self._own_litellm_provider in (None, litellm_provider)
-        base_url = (self._base_url if own else None) or (configured and configured.base_url)
-        return Target(
-            litellm_model=litellm_model,
-            model=model_name,
-            litellm_provider=litellm_provider,
-            provider=spec.name if spec else litellm_provider,
-            # Rotation needs somewhere to rotate to: a single key is simply used, so that its
-            # 401 or 429 reaches the caller as the provider said it.
-            keys=(
-                self._state.key_pool(litellm_provider, keys, self.settings.resilience)
-                if len(keys) > 1
-                else None
-            ),
-            key=keys[0] if len(keys) == 1 else None,
-            base_url=base_url or None,
-            limits=self._state.provider_limits(
-                spec.name if spec else litellm_provider,
-                configured or self.settings.provider(litellm_provider),
-                self.settings.resilience,
-                self._client_concurrency(),
-            ),
+    def _reserve(self, request: CallRequest) -> BudgetReservation | None:
+        return self.accounting.reserve(
+            models=self._chain(request),
+            messages=request.messages,
+            max_tokens=request.max_tokens,
+            tags=request.tags,
+            overrides=self.settings.costs,
         )
 
     def _build_call(self, request: CallRequest, target: Target, key: str | None) -> PreparedCall:
+        request.stats.attempts += 1
         params: dict[str, Any] = {
             "model": target.litellm_model,
             "messages": [message.model_dump() for message in request.messages],
@@ -335,8 +350,8 @@ class LiteLLMClient(BaseLLMClient):
             model=target.model,
             provider=target.provider,
             litellm_provider=target.litellm_provider,
-            secrets=tuple(s for s in (key, self._raw_key()) if s),
-            http_client=self._http_client(spec, key, target.base_url),
+            secrets=tuple(s for s in (key, self._targets.own_key) if s),
+            http_client=self._targets.http_client(spec, key, target.base_url),
             overrides=self.settings.costs,
             usage_expected=spec is not None,
         )
@@ -372,10 +387,16 @@ class LiteLLMClient(BaseLLMClient):
     async def _stream_chunks(
         self, request: CallRequest, stream: TextStream
     ) -> AsyncGenerator[str, None]:
+        reservation = None
         try:
+            reservation = self._reserve(request)
             answer = await self._route(request, self._open_stream)
         except LLMClientError as error:
+            self.accounting.failed(request, error, reservation)
             self._log_failure(error, request)
+            raise
+        except BaseException:
+            self.accounting.failed(request, None, reservation)
             raise
         raw, reading, text = answer.value
         call = reading.call
@@ -396,11 +417,17 @@ class LiteLLMClient(BaseLLMClient):
                     model=call.model,
                     status_code=getattr(exc, "status_code", None),
                 )
+                self.accounting.failed(request, interrupted, reservation)
                 self._log_failure(interrupted, request)
                 raise interrupted from exc
+            except BaseException:
+                # The consumer stopped early (aclose) or its task was cancelled.
+                self.accounting.failed(request, None, reservation)
+                raise
             finally:
                 await _close_quietly(raw)
             call.settle(response)
+        self.accounting.succeeded(request, response, reservation)
         stream._finish(response)
         _events.request_completed(response, stream=True, messages=self._logged(request))
 
@@ -412,70 +439,6 @@ class LiteLLMClient(BaseLLMClient):
         except TimeoutError:
             raise TimeoutError(f"the stream went silent for {idle:g}s") from None
 
-    def _resolve_model(self, model: str | None) -> str:
-        chosen = model or self.default_model or self.settings.defaults.model
-        if chosen is None and self.spec is not None:
-            chosen = self.spec.default_model
-        if chosen is None or not chosen.strip():
-            raise ConfigurationError(
-                "no model given: pass model=..., create the client with a model, "
-                "or set LLM_DEFAULT_MODEL"
-            )
-        return self._with_prefix(chosen)
-
-    def _with_prefix(self, model: str) -> str:
-        # A named client's bare model names are its own; a prefixed name of another registered
-        # provider (a fallback, say) keeps its prefix.
-        if self.spec is None or registered_spec(prefix_of(model)) is not None:
-            return model
-        return f"{self.spec.litellm_provider}/{model}"
-
-    def _keys(self, spec: ProviderSpec) -> list[str]:
-        own = self._own_litellm_provider in (None, spec.litellm_provider)
-        if own and self._api_key:
-            return [self._api_key.get_secret_value()]
-        configured = self.settings.provider(spec.name)
-        keys = [key.get_secret_value() for key in configured.all_keys()]
-        base_url = (self._base_url if own else None) or configured.base_url
-        if not keys and base_url in (None, spec.default_base_url):
-            client_name = type(self).__name__ if self.spec else client_class_name(spec)
-            raise ConfigurationError(
-                f"no API key for {spec.name}: set the {spec.api_key_env} environment variable "
-                f"or pass {client_name}(api_key=...)"
-            )
-        return keys
-
-    def _unregistered_keys(self, litellm_provider: str) -> list[str]:
-        # Other providers: the constructor's key for its own provider, else LiteLLM reads its
-        # documented environment variable itself.
-        own = self._own_litellm_provider in (None, litellm_provider)
-        return [self._api_key.get_secret_value()] if own and self._api_key else []
-
-    def _client_concurrency(self) -> ConcurrencyLimit | None:
-        capacity = self.settings.resilience.max_concurrency
-        if capacity is None:
-            return None
-        loop = asyncio.get_running_loop()
-        if loop not in self._concurrency:
-            self._concurrency[loop] = ConcurrencyLimit(capacity)
-        return self._concurrency[loop]
-
-    def _http_client(
-        self, spec: ProviderSpec | None, api_key: str | None, base_url: str | None
-    ) -> Any:
-        if spec is None:
-            return None  # an unregistered provider: LiteLLM's own client handling
-        slot = (spec.name, api_key, base_url)
-        if slot not in self._http_clients:
-            if spec.http_client == "openai_sdk":
-                client = _litellm.openai_sdk_client(
-                    api_key=api_key, base_url=base_url, timeout=self.timeout
-                )
-            else:
-                client = _litellm.http_handler(timeout=self.timeout)
-            self._http_clients[slot] = client
-        return self._http_clients[slot]
-
     def _warn_if_deprecated(self, model: str) -> None:
         if model in _warned_deprecated:
             return
@@ -483,9 +446,6 @@ class LiteLLMClient(BaseLLMClient):
         warning = self.models.deprecation_warning(model)
         if warning is not None:
             _log.warning("llm.model.deprecated", model=model, detail=warning)
-
-    def _raw_key(self) -> str | None:
-        return self._api_key.get_secret_value() if self._api_key else None
 
     def _logged(self, request: CallRequest) -> tuple[LLMMessage, ...] | None:
         return request.messages if self.log_content else None

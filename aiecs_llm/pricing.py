@@ -106,7 +106,8 @@ def worst_case_cost(
 ) -> float | None:
     """The most a call can cost on any of ``models`` (LiteLLM model strings): its prompt plus
     ``max_tokens`` (else the model's output limit) at the model's prices. None when no model
-    of the list has a known price."""
+    of the list has a known price.
+    """
     costs = []
     for model in models:
         info = _litellm.model_info(model) or {}

@@ -44,10 +44,12 @@ FAKE_KEYS = {
 
 @pytest.fixture(autouse=True)
 def _fresh_shared_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Breakers and key cool-downs are process-wide; each test starts with none."""
-    from aiecs_llm import state
+    """Breakers, key cool-downs, budgets and ledgers are process-wide; each test starts with
+    none."""
+    from aiecs_llm import accounting, state
 
     monkeypatch.setattr(state, "DEFAULT_STATE", state.InProcessState())
+    monkeypatch.setattr(accounting, "DEFAULTS", accounting._Defaults())
 
 
 @pytest.fixture(autouse=True)

@@ -91,14 +91,14 @@ async def test_close_releases_the_clients_http_connections(provider):
     async with FakeProviderServer() as server:
         client = client_for(server, provider, max_retries=0)
         await client.generate_text(MESSAGES)
-        (http_client,) = client._http_clients.values()
+        (http_client,) = client._targets.open_http_clients()
         await client.close()
         await client.close()  # idempotent
     if provider == "openai":
         assert http_client.is_closed()
     else:
         assert http_client._client.is_closed
-    assert client._http_clients == {}
+    assert client._targets.open_http_clients() == []
 
 
 async def test_litellms_own_retries_are_off(provider):

@@ -259,7 +259,7 @@ async def test_cancelled_calls_release_their_slots(server):
         # The only slot is free again: this call does not wait behind the cancelled ones.
         response = await asyncio.wait_for(client.generate_text(MESSAGES), timeout=2)
         assert response.content
-        (limit,) = client._concurrency.values()
+        (limit,) = client._targets.concurrency_limits()
         assert limit.in_use == 0
 
 

@@ -1,0 +1,202 @@
+"""Where every call is accounted: its budget hold before it is sent, and, when it ends, exactly
+one record for the ledger, the metrics and the alerts.
+
+``finish`` is synchronous and never awaits, so it runs to completion even on the path of a
+task being cancelled: no call leaves a budget hold behind or goes unrecorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from aiecs_llm import pricing
+from aiecs_llm.alerts import AlertManager
+from aiecs_llm.budget import Budget, BudgetController, BudgetReservation
+from aiecs_llm.calls import CallRequest
+from aiecs_llm.errors import ConfigurationError, LLMClientError
+from aiecs_llm.ledger import UsageLedger
+from aiecs_llm.monitor import DEFAULT_MONITOR, LLMMonitor
+from aiecs_llm.records import RequestRecord
+from aiecs_llm.settings import Budgets, LLMSettings, TokenPrice
+from aiecs_llm.types import LLMMessage, LLMResponse
+
+_log = structlog.get_logger("aiecs_llm.accounting")
+
+
+class Accounting:
+    """The budget, ledger, monitor and alerts one client reports to."""
+
+    def __init__(
+        self,
+        *,
+        monitor: LLMMonitor,
+        ledger: UsageLedger | None = None,
+        budget: BudgetController | None = None,
+        alerts: AlertManager | None = None,
+    ) -> None:
+        self.monitor = monitor
+        self.ledger = ledger
+        self.budget = budget
+        self.alerts = alerts
+
+    def reserve(
+        self,
+        *,
+        models: Sequence[str],
+        messages: Sequence[LLMMessage],
+        max_tokens: int | None,
+        tags: Mapping[str, str],
+        overrides: Mapping[str, TokenPrice],
+    ) -> BudgetReservation | None:
+        """Hold the call's worst-case cost on every budget it falls under; raises
+        ``BudgetExceededError`` before anything is sent when one would be crossed.
+        """
+        if self.budget is None or not self.budget.budgets:
+            return None
+        prompt_tokens = pricing.count_tokens(
+            models[0], messages=[message.model_dump() for message in messages]
+        )
+        worst = pricing.worst_case_cost(
+            models, prompt_tokens=prompt_tokens, max_tokens=max_tokens, overrides=overrides
+        )
+        if worst is None:
+            # Nothing is known about the price: the call cannot be held against the budget,
+            # but it is still booked at its real cost if the provider's answer prices it.
+            _log.warning("llm.budget.unpriced_model", model=models[0])
+            worst = 0.0
+        return self.budget.reserve(worst, tags)
+
+    def succeeded(
+        self, request: CallRequest, response: LLMResponse, reservation: BudgetReservation | None
+    ) -> None:
+        """Account a call that answered."""
+        self._finish(
+            RequestRecord(
+                started_at=_started_at(request),
+                provider=response.provider,
+                model=response.model,
+                requested_model=request.primary_model,
+                stream=request.stream,
+                prompt_tokens=response.prompt_tokens,
+                completion_tokens=response.completion_tokens,
+                cached_tokens=response.cached_tokens,
+                reasoning_tokens=response.reasoning_tokens,
+                cost=response.cost_estimate,
+                latency=response.response_time,
+                time_to_first_chunk=response.time_to_first_chunk,
+                retries=max(request.stats.attempts - 1, 0),
+                fallback_from=response.fallback_from,
+                tags=dict(request.tags),
+            ),
+            reservation,
+        )
+
+    def failed(
+        self,
+        request: CallRequest,
+        error: LLMClientError | None,
+        reservation: BudgetReservation | None,
+    ) -> None:
+        """Account a call that failed (``error``) or was cancelled (``None``)."""
+        provider, _, model = request.primary_model.partition("/")
+        self._finish(
+            RequestRecord(
+                started_at=_started_at(request),
+                provider=(error.provider if error else None) or provider,
+                model=(error.model if error else None) or model or provider,
+                requested_model=request.primary_model,
+                stream=request.stream,
+                outcome="error" if error is not None else "cancelled",
+                error_class=type(error).__name__ if error is not None else None,
+                status_code=error.status_code if error is not None else None,
+                latency=time.monotonic() - request.started,
+                retries=max(request.stats.attempts - 1, 0),
+                tags=dict(request.tags),
+            ),
+            reservation,
+        )
+
+    def _finish(self, record: RequestRecord, reservation: BudgetReservation | None) -> None:
+        if reservation is not None and self.budget is not None:
+            # A provider bills what it generated even when we stopped listening, and we cannot
+            # know how much: a cancelled call keeps its worst case. Errors were not billed.
+            charged = record.cost
+            if charged is None:
+                charged = reservation.amount if record.outcome == "cancelled" else 0.0
+            self.budget.settle(reservation, charged)
+        if self.ledger is not None:
+            self.ledger.record(record)
+        self.monitor.record(record)
+        if self.alerts is not None:
+            self.alerts.check_error_rate(self.monitor)
+
+
+class _Defaults:
+    """One ledger per file and one budget controller per configuration, shared by the process's
+    clients: limits belong to the account, not to a client object.
+    """
+
+    def __init__(self) -> None:
+        self.ledgers: dict[str, UsageLedger] = {}
+        self.budgets: dict[str, BudgetController] = {}
+        self.alerts = AlertManager()
+
+    def accounting(self, settings: LLMSettings, monitor: LLMMonitor | None) -> Accounting:
+        ledger = self._ledger(settings.ledger.path)
+        return Accounting(
+            monitor=monitor or DEFAULT_MONITOR,
+            ledger=ledger,
+            budget=self._budget(settings.budgets, ledger),
+            alerts=self.alerts,
+        )
+
+    def _ledger(self, path: str | None) -> UsageLedger | None:
+        if path is None:
+            return None
+        if path not in self.ledgers:
+            self.ledgers[path] = UsageLedger(path)
+        return self.ledgers[path]
+
+    def _budget(self, config: Budgets, ledger: UsageLedger | None) -> BudgetController | None:
+        budgets = budgets_from(config)
+        if not budgets:
+            return None
+        slot = config.model_dump_json()
+        if slot not in self.budgets:
+            self.budgets[slot] = BudgetController(
+                budgets, timezone=config.timezone, ledger=ledger, alerts=self.alerts
+            )
+        return self.budgets[slot]
+
+
+def budgets_from(config: Budgets) -> list[Budget]:
+    """The ``[budgets]`` section as a list of limits."""
+    budgets = []
+    if config.daily is not None:
+        budgets.append(Budget("daily", config.daily))
+    if config.monthly is not None:
+        budgets.append(Budget("monthly", config.monthly))
+    for selector, limits in config.tags.items():
+        key, equals, value = selector.partition("=")
+        if not equals or not key.strip():
+            raise ConfigurationError(
+                f"budgets.tags key {selector!r} must look like 'service=billing'"
+            )
+        tags = {key.strip(): value.strip()}
+        if limits.daily is not None:
+            budgets.append(Budget("daily", limits.daily, tags))
+        if limits.monthly is not None:
+            budgets.append(Budget("monthly", limits.monthly, tags))
+    return budgets
+
+
+def _started_at(request: CallRequest) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=time.monotonic() - request.started)
+
+
+DEFAULTS = _Defaults()
+"""The process-wide ledgers, budgets and alerts clients use unless given their own."""
