@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import structlog
@@ -46,30 +45,17 @@ _BUSY_TIMEOUT = 5.0
 # Bounds one transaction so that a writer far behind still commits in steps.
 _MAX_BATCH = 5000
 _SCHEMA_VERSION = 1
-_COLUMNS: dict[str, str] = {
-    "id": "TEXT PRIMARY KEY",
-    "started_at": "TEXT NOT NULL",  # ISO-8601 UTC, fixed width: text order is time order
-    "provider": "TEXT NOT NULL",
-    "model": "TEXT NOT NULL",
-    "requested_model": "TEXT",
-    "stream": "INTEGER NOT NULL",
-    "outcome": "TEXT NOT NULL",
-    "error_class": "TEXT",
-    "status_code": "INTEGER",
-    "prompt_tokens": "INTEGER",
-    "completion_tokens": "INTEGER",
-    "cached_tokens": "INTEGER",
-    "reasoning_tokens": "INTEGER",
-    "cost": "REAL",
-    "latency": "REAL",
-    "time_to_first_chunk": "REAL",
-    "retries": "INTEGER NOT NULL",
-    "fallback_from": "TEXT",
-    "cache_hit": "INTEGER NOT NULL",
-    "tags": "TEXT NOT NULL",  # JSON object; request_tags is the indexed copy
-}
 _SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS requests ({", ".join(f"{n} {t}" for n, t in _COLUMNS.items())});
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL, -- ISO-8601 UTC, fixed width: text order is time order
+    provider TEXT NOT NULL, model TEXT NOT NULL, requested_model TEXT, stream INTEGER NOT NULL,
+    outcome TEXT NOT NULL, error_class TEXT, status_code INTEGER, prompt_tokens INTEGER,
+    completion_tokens INTEGER, cached_tokens INTEGER, reasoning_tokens INTEGER, cost REAL,
+    latency REAL, time_to_first_chunk REAL, retries INTEGER NOT NULL, fallback_from TEXT,
+    cache_hit INTEGER NOT NULL,
+    tags TEXT NOT NULL -- JSON object; request_tags is its indexed copy
+);
 CREATE INDEX IF NOT EXISTS requests_started_at ON requests (started_at);
 CREATE TABLE IF NOT EXISTS request_tags (
     request_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -78,6 +64,10 @@ CREATE TABLE IF NOT EXISTS request_tags (
 CREATE INDEX IF NOT EXISTS request_tags_key_value ON request_tags (key, value, request_id);
 PRAGMA user_version = {_SCHEMA_VERSION};
 """
+_COLUMNS = ("id", "started_at", "provider", "model", "requested_model", "stream", "outcome",
+            "error_class", "status_code", "prompt_tokens", "completion_tokens", "cached_tokens",
+            "reasoning_tokens", "cost", "latency", "time_to_first_chunk", "retries",
+            "fallback_from", "cache_hit", "tags")  # fmt: skip
 _INSERT = (
     f"INSERT OR IGNORE INTO requests ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
@@ -102,11 +92,8 @@ class _Query:
         self.result: Future[list[tuple[Any, ...]]] = Future()
 
 
-class _Stop:
-    """Queue marker: write what is left, close the connection, end the thread."""
-
-
-_Item = RequestRecord | _Flush | _Query | _Stop
+# None on the queue stops the writer, after it has written everything queued before.
+_Item = RequestRecord | _Flush | _Query | None
 
 
 class _Writer:
@@ -145,21 +132,23 @@ class _Writer:
             if self.closed:
                 return
             self.closed = True
-            self.queue.put(_Stop())
+            self.queue.put(None)
         self.wake.set()
         if threading.current_thread() is not self.thread:
             self.thread.join()
 
     def run(self) -> None:
+        behind = False
         while True:
             first = self.queue.get()
-            if isinstance(first, RequestRecord):
+            if isinstance(first, RequestRecord) and not behind:
                 self.wake.wait(self.interval)  # let a batch gather; flush and close cut it short
             self.wake.clear()
             items = [first]
             with contextlib.suppress(queue.Empty):
                 while len(items) < _MAX_BATCH:
                     items.append(self.queue.get_nowait())
+            behind = len(items) == _MAX_BATCH
             records: list[RequestRecord] = []
             for item in items:
                 if isinstance(item, RequestRecord):
@@ -239,24 +228,18 @@ class UsageLedger:
 
     def __init__(self, path: str | Path = _MEMORY, *, flush_interval: float = 0.2) -> None:
         self.path = path if str(path) == _MEMORY else Path(path).expanduser()
-        self.label = str(self.path)
+        self._label = str(self.path)
+        self._in_memory = self._label == _MEMORY
         try:
-            connection = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-            )
-            if not self._in_memory:
-                connection.execute("PRAGMA journal_mode = WAL")
-                # Durable across a crash of this process (not of the machine), at WAL speed.
-                connection.execute("PRAGMA synchronous = NORMAL")
-            connection.executescript(_SCHEMA)
+            connection = _open(self.path)
         except sqlite3.Error as error:
             raise ConfigurationError(
-                f"usage ledger {self.label} cannot be opened for writing: {error}"
+                f"usage ledger {self._label} cannot be opened for writing: {error}"
             ) from error
-        self._writer = _Writer(connection, flush_interval, self.label)
+        self._writer = _Writer(connection, flush_interval, self._label)
         # Runs on close(), on garbage collection or at interpreter exit, whichever is first.
         self._finalizer = weakref.finalize(self, self._writer.stop)
-        _log.debug("llm.ledger.opened", path=self.label)
+        _log.debug("llm.ledger.opened", path=self._label)
 
     @classmethod
     def from_environment(cls) -> UsageLedger:
@@ -267,10 +250,6 @@ class UsageLedger:
 
         """
         return cls(os.environ.get("LLM_USAGE_DB") or _MEMORY)
-
-    @property
-    def _in_memory(self) -> bool:
-        return self.label == _MEMORY
 
     def record(self, record: RequestRecord) -> None:
         """Queue ``record`` for writing; returns at once and never awaits.
@@ -292,15 +271,13 @@ class UsageLedger:
                 batch.
 
         """
+        if self._writer.closed:
+            self._writer.thread.join(timeout)  # close() writes everything, maybe still now
+            return
         marker = _Flush()
-        try:
-            self._writer.put(marker, urgent=True)
-        except ConfigurationError:
-            if self._writer.closed:
-                return  # close() flushed everything
-            raise
+        self._writer.put(marker, urgent=True)
         if not marker.done.wait(timeout):
-            raise TimeoutError(f"usage ledger {self.label}: records not written in {timeout}s")
+            raise TimeoutError(f"usage ledger {self._label}: records not written in {timeout}s")
         if marker.error is not None:
             raise marker.error
 
@@ -315,12 +292,7 @@ class UsageLedger:
     def __enter__(self) -> UsageLedger:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def rows(
@@ -332,8 +304,12 @@ class UsageLedger:
     ) -> list[RequestRecord]:
         """The records started in ``[since, until)`` that carry all of ``tags``, oldest first.
 
+        The same filters, and errors, hold for ``spend()`` and ``count()``.
+
         Raises:
             ConfigurationError: A bound is a naive datetime, or an in-memory ledger is closed.
+            TimeoutError: A file ledger could not flush first (see ``flush()``).
+            sqlite3.Error: A file ledger could not flush first, or the file cannot be read.
 
         """
         where, params = _where(since, until, tags)
@@ -366,27 +342,51 @@ class UsageLedger:
 
     def _read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         if self._in_memory:
-            job = _Query(sql, params)
-            try:
-                self._writer.put(job, urgent=True)
-            except ConfigurationError as error:
+            if self._writer.closed:
                 raise ConfigurationError(
-                    f"usage ledger {self.label} is closed and its records are gone"
-                ) from error
+                    f"usage ledger {self._label} is closed: its records are gone"
+                )
+            job = _Query(sql, params)
+            self._writer.put(job, urgent=True)
             return job.result.result(timeout=_BUSY_TIMEOUT * 2)
         self.flush()
         with contextlib.closing(sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT)) as reader:
             return reader.execute(sql, params).fetchall()
 
 
+def _open(path: str | Path) -> sqlite3.Connection:
+    """The writer's connection, with the schema in place."""
+    connection = sqlite3.connect(
+        path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+    )
+    try:
+        _prepare(connection, path)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _prepare(connection: sqlite3.Connection, path: str | Path) -> None:
+    if str(path) != _MEMORY:
+        connection.execute("PRAGMA journal_mode = WAL")
+        # Durable across a crash of this process (not of the machine), at WAL speed.
+        connection.execute("PRAGMA synchronous = NORMAL")
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    if version > _SCHEMA_VERSION:
+        raise ConfigurationError(f"usage ledger {path} has schema {version}, newer than ours")
+    connection.executescript(_SCHEMA)
+
+
 def _timestamp(moment: datetime) -> str:
     # Naive record times are taken as UTC, as RequestRecord documents them.
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _to_row(record: RequestRecord) -> tuple[object, ...]:
-    values = record.model_dump()
+    # getattr rather than model_dump(): this runs per record, and tags need no deep copy.
+    values = {name: getattr(record, name) for name in _COLUMNS}
     values["started_at"] = _timestamp(record.started_at)
     values["tags"] = json.dumps(record.tags, sort_keys=True)
     return tuple(values[name] for name in _COLUMNS)

@@ -235,7 +235,8 @@ class LLMMonitor:
             ``cost_by_provider_model``, ``requests_by_model``, ``latency_p50/p95/p99`` and
             ``time_to_first_chunk_avg/p50/p95`` in seconds (over the recent window; None when
             nothing was measured), latency and first-chunk ``_count``/``_sum``, ``cache_hits``,
-            ``cache_misses``, ``cache_hit_rate`` (percent), ``retries``, ``fallbacks``,
+            ``cache_misses`` (any recorded call not answered from the cache, whatever its
+            outcome), ``cache_hit_rate`` (percent), ``retries``, ``fallbacks``,
             ``unpriced_requests``; and ``circuits`` and ``keys`` when a state is attached.
 
         """

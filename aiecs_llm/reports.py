@@ -14,16 +14,18 @@ import io
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiecs_llm.errors import ConfigurationError
 from aiecs_llm.ledger import UsageLedger
+from aiecs_llm.records import RequestRecord
 
 __all__ = ["CostReport", "CostRow"]
 
 _DIMENSIONS = ("day", "provider", "model", "tag")
+_FIELD = {"day": "period", "provider": "provider", "model": "model", "tag": "tag"}
 _METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost")
 # Tableau 10: distinguishable, and readable by most colour-blind readers.
 _PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
@@ -66,17 +68,25 @@ class CostRow:
 
 @dataclass(frozen=True)
 class CostReport:
-    """Spend grouped by ``group_by``, rows in ``group_by`` order."""
+    """Spend grouped by ``group_by``; build it with ``from_ledger()``.
+
+    Attributes:
+        rows: One per group, sorted by the ``group_by`` dimensions in order (None first).
+        total_cost: USD over all calls in the report, correctly rounded (``math.fsum``).
+        total_requests: Calls in the report.
+        group_by: The dimensions, as given to ``from_ledger()``.
+        timezone: The IANA zone whose days ``"day"`` groups by.
+
+    """
 
     rows: list[CostRow]
     total_cost: float
     total_requests: int
-    group_by: tuple[str, ...] = ("day", "provider", "model")
+    group_by: Sequence[str] = ("day", "provider", "model")
     timezone: str = "UTC"
-    _labels: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_labels", _check_group_by(self.group_by))
+        object.__setattr__(self, "group_by", _check_group_by(self.group_by))
 
     @classmethod
     def from_ledger(
@@ -103,44 +113,36 @@ class CostReport:
             ConfigurationError: An unknown grouping or timezone, or a naive bound.
 
         """
-        dimensions = tuple(group_by)
-        labels = _check_group_by(dimensions)
+        dimensions = _check_group_by(group_by)
+        kinds = {label.partition(":")[0] for label in dimensions}
         try:
             zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise ConfigurationError(f"unknown timezone {timezone!r}") from error
         tag_name = next((label[4:] for label in dimensions if label.startswith("tag:")), None)
-        groups: dict[tuple[str | None, ...], list[float]] = {}
-        costs: list[float] = []
-        for record in ledger.rows(since=since, until=until, tags=tags):
-            values = (
-                record.started_at.astimezone(zone).date().isoformat(),
-                record.provider,
-                record.model,
-                record.tags.get(tag_name) if tag_name is not None else None,
-            )
-            key = tuple(v if d in labels else None for d, v in zip(_DIMENSIONS, values, strict=True))
-            totals = groups.setdefault(key, [0, 0, 0, 0])
-            totals[0] += 1
-            totals[1] += record.outcome == "error"
-            totals[2] += record.prompt_tokens or 0
-            totals[3] += record.completion_tokens or 0
-            totals.append(record.cost or 0.0)
-            costs.append(record.cost or 0.0)
-        order = [_DIMENSIONS.index(label) for label in labels]
-        rows = [
-            CostRow(*key, *(int(n) for n in totals[:4]), cost=math.fsum(totals[4:]))  # type: ignore[arg-type]
-            for key, totals in sorted(
-                groups.items(),
-                key=lambda item: [(item[0][i] is not None, item[0][i] or "") for i in order],
-            )
-        ]
-        return cls(rows, math.fsum(costs), len(costs), dimensions, timezone)
+        records = ledger.rows(since=since, until=until, tags=tags)
+        groups: dict[tuple[str | None, ...], list[RequestRecord]] = {}
+        for record in records:
+            values = {
+                "day": record.started_at.astimezone(zone).date().isoformat(),
+                "provider": record.provider,
+                "model": record.model,
+                "tag": record.tags.get(tag_name) if tag_name is not None else None,
+            }
+            key = tuple(values[kind] if kind in kinds else None for kind in _DIMENSIONS)
+            groups.setdefault(key, []).append(record)
+        order = [_DIMENSIONS.index(label.partition(":")[0]) for label in dimensions]
+        keys = sorted(groups, key=lambda key: [(key[i] is not None, key[i] or "") for i in order])
+        rows = [_row(key, groups[key]) for key in keys]
+        total = math.fsum(record.cost or 0.0 for record in records)
+        return cls(rows, total, len(records), dimensions, timezone)
 
     def to_table(self) -> str:
         """An aligned plain-text table for a terminal, ending with a TOTAL line."""
         headers, body, total = self._grid()
-        widths = [max(len(line[i]) for line in (headers, *body, total)) for i in range(len(headers))]
+        widths = [
+            max(len(line[i]) for line in (headers, *body, total)) for i in range(len(headers))
+        ]
         numeric = len(headers) - len(_METRICS)
 
         def line(cells: list[str]) -> str:
@@ -171,14 +173,15 @@ class CostReport:
         return json.dumps(document, indent=2)
 
     def to_html(self) -> str:
-        """One self-contained HTML page: a stacked bar chart of spend per day by model, and the
-        table. No scripts, stylesheets or fonts are fetched."""
+        """One self-contained HTML page: a stacked bar chart of spend per day by model (inline
+        SVG), then the table. Nothing is fetched: no scripts, stylesheets or fonts.
+        """
         headers, body, total = self._grid()
         numeric = len(headers) - len(_METRICS)
 
         def cells(tag: str, values: list[str]) -> str:
             return "".join(
-                f'<{tag}{" class=num" if i >= numeric else ""}>{html.escape(v)}</{tag}>'
+                f"<{tag}{' class=num' if i >= numeric else ''}>{html.escape(v)}</{tag}>"
                 for i, v in enumerate(values)
             )
 
@@ -194,35 +197,27 @@ class CostReport:
         )
 
     def _grid(self) -> tuple[list[str], list[list[str]], list[str]]:
-        labels = list(self.group_by) or ["scope"]
-        index = {label: _DIMENSIONS.index(label.partition(":")[0]) for label in self.group_by}
-
-        def metrics(requests: int, errors: int, prompt: int, completion: int, cost: float) -> list[str]:
-            return [str(requests), str(errors), str(prompt), str(completion), _usd(cost)]
-
+        labels = list(self.group_by) or ["scope"]  # the TOTAL line needs a label column
         body = [
-            [
-                (dataclasses.astuple(row)[index[label]] or "-") if label in index else "all"
-                for label in labels
-            ]
-            + metrics(row.requests, row.errors, row.prompt_tokens, row.completion_tokens, row.cost)
+            [_dimension(row, label) for label in labels]
+            + _metrics(row.requests, row.errors, row.prompt_tokens, row.completion_tokens, row.cost)
             for row in self.rows
         ]
-        total = ["TOTAL", *[""] * (len(labels) - 1)] + metrics(
+        total = _metrics(
             self.total_requests,
             sum(row.errors for row in self.rows),
             sum(row.prompt_tokens for row in self.rows),
             sum(row.completion_tokens for row in self.rows),
             self.total_cost,
         )
-        return [*labels, *_METRICS], body, total
+        return [*labels, *_METRICS], body, ["TOTAL", *[""] * (len(labels) - 1), *total]
 
     def _chart(self) -> str:
         spend: dict[str, dict[str, float]] = {}
         for row in self.rows:
-            day = spend.setdefault(row.period or "all days", {})
+            by_model = spend.setdefault(row.period or "all days", {})
             model = row.model or "all models"
-            day[model] = day.get(model, 0.0) + row.cost
+            by_model[model] = by_model.get(model, 0.0) + row.cost
         if not spend:
             return '<svg width="480" height="40"><text x="0" y="20">No requests.</text></svg>'
         days = sorted(spend)
@@ -231,17 +226,15 @@ class CostReport:
         highest = max(sum(by_model.values()) for by_model in spend.values())
         step = _nice_step(highest / 5 if highest > 0 else 0.2)
         ticks = max(math.ceil(highest / step - 1e-9), 1)
+        digits = max(0, -math.floor(math.log10(step)))
         left, top, plot_h, slot = 80, 20, 240, max(28, min(80, 640 // len(days)))
-        plot_w = slot * len(days)
-        legend_x = left + plot_w + 24
-        rotate = len(days) > 8
-        width = legend_x + 20 + max(len(model) for model in models) * 7 + 20
-        height = max(top + plot_h + (110 if rotate else 60), top + 20 * len(models) + 20)
+        right, bottom, rotate = left + slot * len(days), top + plot_h, len(days) > 8
+        width = right + 44 + max(len(model) for model in models) * 7 + 20
+        height = max(bottom + (110 if rotate else 60), top + 20 * len(models) + 20)
 
         def y(value: float) -> float:
-            return top + plot_h - value / (step * ticks) * plot_h
+            return bottom - value / (step * ticks) * plot_h
 
-        digits = max(0, -math.floor(math.log10(step)))
         parts = [
             f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
             'aria-label="Spend per day by model">'
@@ -249,57 +242,80 @@ class CostReport:
         for k in range(ticks + 1):
             at = y(k * step)
             parts.append(
-                f'<line x1="{left}" x2="{left + plot_w}" y1="{at:.2f}" y2="{at:.2f}" stroke="#ddd"/>'
-                f'<text x="{left - 6}" y="{at + 4:.2f}" text-anchor="end">${k * step:.{digits}f}</text>'
+                f'<line x1="{left}" x2="{right}" y1="{at:.2f}" y2="{at:.2f}" stroke="#ddd"/>'
+                f'<text x="{left - 6}" y="{at + 4:.2f}" text-anchor="end">'
+                f"${k * step:.{digits}f}</text>"
             )
         for i, day in enumerate(days):
             base, x = 0.0, left + i * slot + slot * 0.15
-            for model in models:
-                if model not in spend[day]:
-                    continue
+            for model in (model for model in models if model in spend[day]):
                 cost = spend[day][model]
-                top_y = y(base + cost)
+                upper = y(base + cost)
                 parts.append(
-                    f'<rect class="bar" x="{x:.2f}" y="{top_y:.2f}" width="{slot * 0.7:.2f}" '
-                    f'height="{y(base) - top_y:.2f}" fill="{colour[model]}" '
+                    f'<rect class="bar" x="{x:.2f}" y="{upper:.2f}" width="{slot * 0.7:.2f}" '
+                    f'height="{y(base) - upper:.2f}" fill="{colour[model]}" '
                     f'data-day="{_e(day)}" data-model="{_e(model)}">'
                     f"<title>{_e(day)} {_e(model)}: {_usd(cost)}</title></rect>"
                 )
                 base += cost
-            cx, ly = left + i * slot + slot / 2, top + plot_h + 16
+            cx, ly = left + i * slot + slot / 2, bottom + 16
             turn = f' transform="rotate(-45 {cx} {ly})"' if rotate else ""
             anchor = "end" if rotate else "middle"
             parts.append(f'<text x="{cx}" y="{ly}" text-anchor="{anchor}"{turn}>{_e(day)}</text>')
-        bottom = top + plot_h
         parts.append(
             f'<line x1="{left}" x2="{left}" y1="{top}" y2="{bottom}" stroke="#333"/>'
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{bottom}" y2="{bottom}" stroke="#333"/>'
-            f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle">'
+            f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#333"/>'
+            f'<text x="{(left + right) / 2}" y="{height - 8}" text-anchor="middle">'
             f"Day ({_e(self.timezone)})</text>"
             f'<text x="16" y="{top + plot_h / 2}" text-anchor="middle" '
             f'transform="rotate(-90 16 {top + plot_h / 2})">Spend (USD)</text>'
         )
-        for i, model in enumerate(models):
+        for i, model in enumerate(reversed(models)):  # listed as stacked, top first
             ly = top + 20 * i
             parts.append(
-                f'<rect class="swatch" x="{legend_x}" y="{ly}" width="12" height="12" '
-                f'fill="{colour[model]}"/><text x="{legend_x + 18}" y="{ly + 10}">{_e(model)}</text>'
+                f'<rect class="swatch" x="{right + 24}" y="{ly}" width="12" height="12" '
+                f'fill="{colour[model]}"/>'
+                f'<text x="{right + 42}" y="{ly + 10}">{_e(model)}</text>'
             )
         return "".join([*parts, "</svg>"])
 
 
 def _check_group_by(group_by: Sequence[str]) -> tuple[str, ...]:
-    """The dimensions (``tag`` for ``tag:<name>``) in order; refuses unknown or repeated ones."""
-    if isinstance(group_by, str):
-        group_by = (group_by,)
-    labels = tuple("tag" if g.startswith("tag:") and len(g) > 4 else g for g in group_by)
-    unknown = [g for g, label in zip(group_by, labels, strict=True) if label not in _DIMENSIONS]
-    if unknown or len(set(labels)) != len(labels):
+    """``group_by`` as a tuple; refuses unknown or repeated dimensions, or more than one tag."""
+    labels = (group_by,) if isinstance(group_by, str) else tuple(group_by)
+    kinds = ["tag" if label.startswith("tag:") and len(label) > 4 else label for label in labels]
+    if any(kind not in _DIMENSIONS for kind in kinds) or len(set(kinds)) != len(kinds):
         raise ConfigurationError(
-            f"group_by {list(group_by)!r}: use each of 'day', 'provider', 'model' and one "
+            f"group_by {list(labels)!r}: use each of 'day', 'provider', 'model' and one "
             "'tag:<name>' at most once"
         )
     return labels
+
+
+def _row(key: tuple[str | None, ...], records: list[RequestRecord]) -> CostRow:
+    period, provider, model, tag = key
+    return CostRow(
+        period=period,
+        provider=provider,
+        model=model,
+        tag=tag,
+        requests=len(records),
+        errors=sum(record.outcome == "error" for record in records),
+        prompt_tokens=sum(record.prompt_tokens or 0 for record in records),
+        completion_tokens=sum(record.completion_tokens or 0 for record in records),
+        cost=math.fsum(record.cost or 0.0 for record in records),
+    )
+
+
+def _dimension(row: CostRow, label: str) -> str:
+    if label == "scope":
+        return "all"
+    value: str | None = getattr(row, _FIELD[label.partition(":")[0]])
+    return "-" if value is None else value
+
+
+def _metrics(requests: int, errors: int, prompt: int, completion: int, cost: float) -> list[str]:
+    return [str(requests), str(errors), str(prompt), str(completion), _usd(cost)]
 
 
 def _nice_step(raw: float) -> float:

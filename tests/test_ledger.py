@@ -257,6 +257,22 @@ def test_a_failed_write_is_kept_and_retried(tmp_path, monkeypatch):
         assert ledger.count() == 2
 
 
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "usage.db"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(ConfigurationError, match="schema 99"):
+        UsageLedger(path)
+
+
+def test_the_table_has_a_column_per_record_field(tmp_path):
+    path = tmp_path / "usage.db"
+    UsageLedger(path).close()
+    with sqlite3.connect(path) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(requests)")]
+    assert columns == list(ledger_module._COLUMNS)
+
+
 def test_tag_filters_use_the_tag_index(tmp_path):
     path = tmp_path / "usage.db"
     with UsageLedger(path) as ledger:
