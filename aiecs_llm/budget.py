@@ -166,7 +166,8 @@ class BudgetController:
             used: list[tuple[Budget, str, float]] = []
             for budget, key in reservation.accounts:
                 account = self._accounts[(budget.name, key)]
-                account.reserved = max(account.reserved - reservation.amount, 0.0)
+                # Rounded so that float residue (1e-19) does not read as a standing hold.
+                account.reserved = max(round(account.reserved - reservation.amount, 12), 0.0)
                 account.spent += actual
                 if budget.limit > 0:
                     used.append((budget, key, account.spent / budget.limit))

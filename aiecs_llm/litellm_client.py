@@ -24,7 +24,12 @@ from aiecs_llm.alerts import AlertManager
 from aiecs_llm.budget import BudgetController, BudgetReservation
 from aiecs_llm.calls import CallRequest, PreparedCall, StreamReading, to_response
 from aiecs_llm.client import BaseLLMClient
-from aiecs_llm.errors import ConfigurationError, LLMClientError, StreamInterruptedError
+from aiecs_llm.errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    LLMClientError,
+    StreamInterruptedError,
+)
 from aiecs_llm.hedging import LatencyTracker, hedged
 from aiecs_llm.ledger import UsageLedger
 from aiecs_llm.models import ModelManager
@@ -309,13 +314,17 @@ class LiteLLMClient(BaseLLMClient):
         )
 
     def _reserve(self, request: CallRequest) -> BudgetReservation | None:
-        return self.accounting.reserve(
-            models=self._chain(request),
-            messages=request.messages,
-            max_tokens=request.max_tokens,
-            tags=request.tags,
-            overrides=self.settings.costs,
-        )
+        try:
+            return self.accounting.reserve(
+                models=self._chain(request),
+                messages=request.messages,
+                max_tokens=request.max_tokens,
+                tags=request.tags,
+                overrides=self.settings.costs,
+            )
+        except BudgetExceededError as error:
+            error.provider, _, error.model = request.primary_model.partition("/")
+            raise
 
     def _build_call(self, request: CallRequest, target: Target, key: str | None) -> PreparedCall:
         request.stats.attempts += 1
