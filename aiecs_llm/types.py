@@ -75,6 +75,10 @@ class LLMResponse(BaseModel):
     """The model string sent to LiteLLM for the route that answered."""
     fallback_from: str | None = None
     """The model first asked for, when a fallback model answered instead."""
+    cached: bool = False
+    """Served from the response cache: nothing was sent and ``cost_estimate`` is 0."""
+    original_cost: float | None = None
+    """For a cached answer, what the call that produced it cost."""
 
     @property
     def fallback_used(self) -> bool:
