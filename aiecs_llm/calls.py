@@ -111,7 +111,14 @@ def to_response(raw: Any, call: PreparedCall, fallback_from: str | None = None) 
         usage=getattr(raw, "usage", None),
         finish_reason=getattr(choices[0], "finish_reason", None),
         fallback_from=fallback_from,
+        litellm_cost=_litellm_cost(raw),
     )
+
+
+def _litellm_cost(raw: Any) -> float | None:
+    hidden = getattr(raw, "_hidden_params", None)
+    cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
+    return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
 
 class StreamReading:
@@ -187,11 +194,19 @@ def build_response(
     finish_reason: str | None,
     time_to_first_chunk: float | None = None,
     fallback_from: str | None = None,
+    litellm_cost: float | None = None,
 ) -> LLMResponse:
-    """Assemble the ``LLMResponse``: usage from the provider's counts, cost from its prices."""
+    """Assemble the ``LLMResponse``: usage from the provider's counts, cost from its prices.
+
+    ``litellm_cost`` is the figure LiteLLM already computed for a whole response; it is used as
+    is (same table, same rules) unless the configuration overrides the model's price.
+    """
     answered_by = model or call.model
     cost = None
-    if usage is not None:
+    overridden = pricing.override_for(call.overrides, answered_by, call.model, call.params["model"])
+    if litellm_cost is not None and overridden is None:
+        cost = litellm_cost
+    elif usage is not None:
         cost = pricing.usage_cost(
             usage=usage,
             models=[answered_by, call.model],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from functools import cache
 
 REDACTED = "***"
 
@@ -25,6 +26,7 @@ _KEY_PATTERNS = re.compile(
 )
 
 
+@cache
 def fingerprint(secret: str) -> str:
     """A short, stable, non-reversible label for a key, safe to log (e.g. ``sha256:1a2b3c4d``)."""
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:8]

@@ -31,6 +31,7 @@ def prefix_of(model: str | None) -> str | None:
     return model.split("/", 1)[0] if model and "/" in model else None
 
 
+@cache
 def provider_of(litellm_model: str) -> tuple[str, str]:
     """(model name, LiteLLM provider) for a LiteLLM model string, or ``ModelNotFoundError``."""
     try:
