@@ -111,7 +111,11 @@ def worst_case_cost(
     costs = []
     for model in models:
         info = _litellm.model_info(model) or {}
-        output_limit = max_tokens or info.get("max_output_tokens") or info.get("max_tokens") or 0
+        output_limit = (
+            max_tokens
+            if max_tokens is not None
+            else info.get("max_output_tokens") or info.get("max_tokens") or 0
+        )
         price = override_for(overrides, model, model.split("/", 1)[-1])
         if price is not None:
             costs.append(price_per_1k(prompt_tokens, int(output_limit), price))
