@@ -16,12 +16,13 @@ import structlog
 from aiecs_llm import pricing
 from aiecs_llm.alerts import AlertManager
 from aiecs_llm.budget import Budget, BudgetController, BudgetReservation
+from aiecs_llm.cache import CacheBackend, MemoryCache, ResponseCache, SQLiteCache
 from aiecs_llm.calls import CallRequest
 from aiecs_llm.errors import ConfigurationError, LLMClientError
 from aiecs_llm.ledger import UsageLedger
 from aiecs_llm.monitor import DEFAULT_MONITOR, LLMMonitor
 from aiecs_llm.records import RequestRecord
-from aiecs_llm.settings import Budgets, LLMSettings, TokenPrice
+from aiecs_llm.settings import Budgets, CacheSettings, LLMSettings, TokenPrice
 from aiecs_llm.types import LLMMessage, LLMResponse
 
 _log = structlog.get_logger("aiecs_llm.accounting")
@@ -95,6 +96,23 @@ class Accounting:
             reservation,
         )
 
+    def cached(self, request: CallRequest, response: LLMResponse) -> None:
+        """Account a call answered from the response cache: nothing sent, nothing charged."""
+        self._finish(
+            RequestRecord(
+                started_at=_started_at(request),
+                provider=response.provider,
+                model=response.model,
+                requested_model=request.primary_model,
+                stream=request.stream,
+                cost=0.0,
+                latency=time.monotonic() - request.started,
+                cache_hit=True,
+                tags=dict(request.tags),
+            ),
+            None,
+        )
+
     def failed(
         self,
         request: CallRequest,
@@ -143,7 +161,26 @@ class _Defaults:
     def __init__(self) -> None:
         self.ledgers: dict[str, UsageLedger] = {}
         self.budgets: dict[str, BudgetController] = {}
+        self.caches: dict[str, ResponseCache] = {}
         self.alerts = AlertManager()
+
+    def cache(self, config: CacheSettings) -> ResponseCache | None:
+        """The response cache for this configuration, shared by the process's clients."""
+        if not config.enabled:
+            return None
+        slot = config.model_dump_json()
+        if slot not in self.caches:
+            backend: CacheBackend
+            if config.backend == "sqlite":
+                if config.path is None:
+                    raise ConfigurationError("[cache] backend = 'sqlite' needs a path")
+                backend = SQLiteCache(config.path, max_entries=config.max_entries)
+            else:
+                backend = MemoryCache(max_entries=config.max_entries)
+            self.caches[slot] = ResponseCache(
+                backend, ttl=config.ttl, deterministic_only=config.deterministic_only
+            )
+        return self.caches[slot]
 
     def accounting(self, settings: LLMSettings, monitor: LLMMonitor | None) -> Accounting:
         ledger = self._ledger(settings.ledger.path)

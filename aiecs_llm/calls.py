@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiecs_llm import pricing
 from aiecs_llm.errors import InvalidResponseError, LLMClientError, translate_error
@@ -44,6 +44,8 @@ class CallRequest:
     tags: Mapping[str, str] = field(default_factory=dict)
     """Caller tags (service, task id, user) for budgets, the ledger and reports."""
     stats: CallStats = field(default_factory=CallStats)
+    cache_mode: Literal["auto", "force", "bypass"] = "auto"
+    """The response cache's policy for this call."""
     started: float = field(default_factory=time.monotonic)
 
     @property

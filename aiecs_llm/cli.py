@@ -21,7 +21,7 @@ from typing import NoReturn
 import structlog
 from typing_extensions import override
 
-from aiecs_llm.commands import Command, chat, cost, demo, health, models, serve, usage
+from aiecs_llm.commands import Command, batch, chat, cost, demo, health, models, serve, usage
 from aiecs_llm.commands.formatting import one_line
 from aiecs_llm.errors import ConfigurationError, LLMClientError
 from aiecs_llm.redaction import redact
@@ -43,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "cost": cost.COMMAND,
     "health": health.COMMAND,
     "usage": usage.COMMAND,
+    "batch": batch.COMMAND,
     "serve": serve.COMMAND,
     "demo": demo.COMMAND,
 }

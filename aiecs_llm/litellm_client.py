@@ -22,6 +22,7 @@ from aiecs_llm import state as shared_state
 from aiecs_llm.accounting import Accounting
 from aiecs_llm.alerts import AlertManager
 from aiecs_llm.budget import BudgetController, BudgetReservation
+from aiecs_llm.cache import ResponseCache, cache_key, mark_cached
 from aiecs_llm.calls import CallRequest, PreparedCall, StreamReading, to_response
 from aiecs_llm.client import BaseLLMClient
 from aiecs_llm.errors import (
@@ -50,7 +51,7 @@ from aiecs_llm.validation import check_max_tokens, check_messages, check_seconds
 
 _log = structlog.get_logger("aiecs_llm")
 # Per-call keyword arguments that are ours, not LiteLLM's.
-_OUR_PARAMETERS = frozenset({"timeout", "max_retries", "hedge", "tags"})
+_OUR_PARAMETERS = frozenset({"timeout", "max_retries", "hedge", "tags", "cache"})
 _warned_deprecated: set[str] = set()
 
 
@@ -82,6 +83,9 @@ class LiteLLMClient(BaseLLMClient):
         budget: the budget controller (default: from ``LLM_DAILY_BUDGET`` /
             ``LLM_MONTHLY_BUDGET`` / ``[budgets]``, shared by the process's clients).
         alerts: where budget and error-rate alerts go (default: the process's manager).
+        cache: the response cache (default: ``[cache]``: in memory, ``temperature=0`` calls
+            only, shared by the process's clients); a call's ``cache="force"`` or
+            ``cache="bypass"`` overrides the policy.
         **default_params: further LiteLLM parameters sent with every call (``top_p``, ...).
 
     """
@@ -105,6 +109,7 @@ class LiteLLMClient(BaseLLMClient):
         ledger: UsageLedger | None = None,
         budget: BudgetController | None = None,
         alerts: AlertManager | None = None,
+        cache: ResponseCache | None = None,
         **default_params: Any,
     ) -> None:
         self.settings = settings if settings is not None else LLMSettings.load()
@@ -126,6 +131,7 @@ class LiteLLMClient(BaseLLMClient):
             budget=budget or shared.budget,
             alerts=alerts or shared.alerts,
         )
+        self.cache = cache or accounting.DEFAULTS.cache(self.settings.cache)
         self.models = ModelManager(self.settings, self.settings.fallbacks)
         self._default_params = default_params
         self._state = state or shared_state.DEFAULT_STATE
@@ -179,6 +185,21 @@ class LiteLLMClient(BaseLLMClient):
         LiteLLM unchanged.
         """
         request = self._request(messages, model, temperature, max_tokens, kwargs, stream=False)
+        key = self._cache_key(request)
+        if key is None or self.cache is None:
+            return await self._generate(request)
+        response, hit = await self.cache.get_or_call(
+            key,
+            partial(self._generate, request),
+            mode=request.cache_mode,
+            temperature=self._temperature(request),
+        )
+        if hit:
+            self.accounting.cached(request, response)
+            _events.request_completed(response, stream=False, messages=self._logged(request))
+        return response
+
+    async def _generate(self, request: CallRequest) -> LLMResponse:
         reservation = None
         try:
             reservation = self._reserve(request)
@@ -247,6 +268,9 @@ class LiteLLMClient(BaseLLMClient):
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be a whole number >= 0")
         self._warn_if_deprecated(primary)
+        cache_mode = extra.get("cache", "auto")
+        if cache_mode not in ("auto", "force", "bypass"):
+            raise ConfigurationError("cache must be 'auto', 'force' or 'bypass'")
         call_tags = extra.get("tags") or {}
         if not isinstance(call_tags, Mapping):
             raise ConfigurationError("tags must be a mapping of names to values")
@@ -262,6 +286,7 @@ class LiteLLMClient(BaseLLMClient):
             hedge=bool(hedge) and not stream,
             prompt_tokens=sum(pricing.estimate_tokens(m.content) for m in conversation),
             tags={**self.tags, **{str(k): str(v) for k, v in call_tags.items()}},
+            cache_mode=cache_mode,
         )
 
     def _chain(self, request: CallRequest) -> list[str]:
@@ -311,6 +336,33 @@ class LiteLLMClient(BaseLLMClient):
             delay=self._router.latencies.delay(chain[0]),
             release=release,
             label=chain[0],
+        )
+
+    def _temperature(self, request: CallRequest) -> float:
+        if request.temperature is not None:
+            return request.temperature
+        return self.settings.defaults.temperature
+
+    def _cache_key(self, request: CallRequest) -> str | None:
+        """The call's cache key, or None when the cache policy leaves this call out."""
+        if self.cache is None or not self.cache.should_cache(
+            self._temperature(request), request.cache_mode
+        ):
+            return None
+        litellm_provider = provider_of(request.primary_model)[1]
+        params = {
+            "temperature": self._temperature(request),
+            "max_tokens": request.max_tokens,
+            # Another endpoint may serve another model under the same name.
+            "api_base": self._targets.target_base_url(request.primary_model),
+            **self._default_params,
+            **request.extra,
+        }
+        return cache_key(
+            provider=litellm_provider,
+            model=request.primary_model,
+            messages=[message.model_dump() for message in request.messages],
+            params=params,
         )
 
     def _reserve(self, request: CallRequest) -> BudgetReservation | None:
@@ -396,6 +448,16 @@ class LiteLLMClient(BaseLLMClient):
     async def _stream_chunks(
         self, request: CallRequest, stream: TextStream
     ) -> AsyncGenerator[str, None]:
+        key = self._cache_key(request)
+        if key is not None and self.cache is not None:
+            entry = await self.cache.get(key)
+            if entry is not None:
+                for chunk in entry.replay_chunks:
+                    yield chunk
+                cached = mark_cached(entry.response)
+                self.accounting.cached(request, cached)
+                stream._finish(cached)
+                return
         reservation = None
         try:
             reservation = self._reserve(request)
@@ -437,6 +499,8 @@ class LiteLLMClient(BaseLLMClient):
                 await _close_quietly(raw)
             call.settle(response)
         self.accounting.succeeded(request, response, reservation)
+        if key is not None and self.cache is not None:
+            await self.cache.put(key, response, chunks=tuple(reading.parts))
         stream._finish(response)
         _events.request_completed(response, stream=True, messages=self._logged(request))
 

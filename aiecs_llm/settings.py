@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -117,6 +117,22 @@ class Budgets(BaseModel):
     """``"key=value"`` -> limits for the calls tagged so."""
 
 
+class CacheSettings(BaseModel):
+    """The ``[cache]`` section: the response cache."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    backend: Literal["memory", "sqlite"] = "memory"
+    path: str | None = None
+    """SQLite file for the ``sqlite`` backend."""
+    ttl: float | None = Field(default=3600.0, gt=0.0)
+    """Seconds an answer stays valid; None keeps it until evicted."""
+    max_entries: int = Field(default=10_000, ge=1)
+    deterministic_only: bool = True
+    """Cache only ``temperature=0`` calls unless a call says ``cache="force"``."""
+
+
 class Ledger(BaseModel):
     """The ``[ledger]`` section: where every call is recorded."""
 
@@ -148,6 +164,7 @@ class LLMSettings(BaseModel):
     resilience: Resilience = Field(default_factory=Resilience)
     budgets: Budgets = Field(default_factory=Budgets)
     ledger: Ledger = Field(default_factory=Ledger)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     def provider(self, name: str) -> ProviderSettings:
         """The section for ``name``, empty when it is not configured."""

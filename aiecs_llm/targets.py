@@ -106,6 +106,11 @@ class Targets:
             ),
         )
 
+    def target_base_url(self, model: str) -> str | None:
+        """The endpoint a call to ``model`` goes to (None: the provider's public one)."""
+        litellm_provider = provider_of(self.with_prefix(model))[1]
+        return self._base_url_for(registered_spec(litellm_provider), litellm_provider)
+
     def keys(self, spec: ProviderSpec) -> list[str]:
         """The keys for a registered provider; ``ConfigurationError`` naming the variable and
         the argument when there is none and the endpoint is the provider's own.
