@@ -57,8 +57,11 @@ def recordings_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "cassettes"
 
 
-async def run(out: TextIO = sys.stdout) -> int:
-    """Play the tour; returns the number of steps that did not behave as recorded."""
+async def run(out: TextIO | None = None) -> int:
+    """Play the tour on ``out`` (stdout); returns the number of steps that did not behave as
+    recorded.
+    """
+    out = out or sys.stdout
     root = recordings_dir()
     if not root.is_dir():
         out.write(f"No recordings found at {root}; reinstall aiecs-llm.\n")
@@ -103,7 +106,8 @@ async def _tour(client: LiteLLMClient, tour: Tour, folder: Path, out: TextIO) ->
         _label(out, "an error, classified", folder / f"{case}.yaml")
         try:
             with use_cassette(folder / f"{case}.yaml"):
-                await client.generate_text(GREETING, max_tokens=50, temperature=0)
+                # Bypass the response cache: the stream above already answered this prompt.
+                await client.generate_text(GREETING, max_tokens=50, temperature=0, cache="bypass")
         except LLMClientError as error:
             retry = f", retry_after={error.retry_after:g}s" if error.retry_after is not None else ""
             first_line = error.message.splitlines()[0][:90]
