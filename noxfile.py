@@ -49,3 +49,15 @@ def record(session: nox.Session) -> None:
     """Re-record cassettes: against the local wire-format server, or `-- --live` with real keys."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "tests.fake_provider.record", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Throughput, latency, CPU, start-up and memory against raw LiteLLM (docs/benchmarks.md).
+
+    Local traffic only (a server on 127.0.0.1). `nox -s bench -- --quick` for a short run.
+    """
+    session.install("-e", ".[test]")
+    session.run(
+        "python", "bench/run.py", *session.posargs, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    )

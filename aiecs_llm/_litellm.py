@@ -47,11 +47,23 @@ def model_info(model: str, provider: str | None = None) -> dict[str, Any] | None
 
 
 def openai_sdk_client(*, api_key: str | None, base_url: str | None, timeout: float) -> Any:
-    """An ``openai.AsyncOpenAI`` owned by one of our clients, with the SDK's retries off."""
+    """An ``openai.AsyncOpenAI`` owned by one of our clients, with the SDK's retries off.
+
+    Its HTTP client is the one LiteLLM builds for its own OpenAI clients (an aiohttp transport
+    under httpx): measured in bench/, it serves 64 concurrent calls about a third faster than
+    the SDK's default pool.
+    """
     import openai
 
+    litellm()
+    from litellm.llms.openai.common_utils import BaseOpenAILLM
+
     return openai.AsyncOpenAI(
-        api_key=api_key or "not-needed", base_url=base_url, timeout=timeout, max_retries=0
+        api_key=api_key or "not-needed",
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=0,
+        http_client=BaseOpenAILLM._get_async_http_client(),
     )
 
 
