@@ -1,7 +1,8 @@
 """Is a provider usable right now? Key checks and live health checks.
 
 A live check is the cheapest real request there is: one output token from the provider's
-default model (a fraction of a cent). Without ``live=True`` nothing is sent.
+default model (a fraction of a cent), never answered from the response cache. Without
+``live=True`` nothing is sent.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ async def validate_api_key(
         async with client_class(
             api_key, base_url, model=model, timeout=timeout, max_retries=0, settings=settings
         ) as client:
-            await client.generate_text(list(_PING), max_tokens=1, temperature=0)
+            await client.generate_text(list(_PING), max_tokens=1, temperature=0, cache="bypass")
     except AuthenticationError:
         return False
     except LLMClientError as error:
@@ -114,7 +115,9 @@ async def _check(name: str, settings: LLMSettings, *, live: bool, timeout: float
     started = time.monotonic()
     try:
         async with PROVIDERS[name](timeout=timeout, max_retries=0, settings=settings) as client:
-            response = await client.generate_text(list(_PING), max_tokens=1, temperature=0)
+            response = await client.generate_text(
+                list(_PING), max_tokens=1, temperature=0, cache="bypass"
+            )
     except LLMClientError as error:
         return _with(health, live=False, started=started, error=error)
     return _with(health, live=True, started=started, model=response.model)
