@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -75,43 +76,27 @@ class Accounting:
         self, request: CallRequest, response: LLMResponse, reservation: BudgetReservation | None
     ) -> None:
         """Account a call that answered."""
-        self._finish(
-            RequestRecord(
-                started_at=_started_at(request),
-                provider=response.provider,
-                model=response.model,
-                requested_model=request.primary_model,
-                stream=request.stream,
-                prompt_tokens=response.prompt_tokens,
-                completion_tokens=response.completion_tokens,
-                cached_tokens=response.cached_tokens,
-                reasoning_tokens=response.reasoning_tokens,
-                cost=response.cost_estimate,
-                latency=response.response_time,
-                time_to_first_chunk=response.time_to_first_chunk,
-                retries=max(request.stats.attempts - 1, 0),
-                fallback_from=response.fallback_from,
-                tags=dict(request.tags),
-            ),
-            reservation,
+        record = _record(
+            request,
+            provider=response.provider,
+            model=response.model,
+            prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens,
+            cached_tokens=response.cached_tokens,
+            reasoning_tokens=response.reasoning_tokens,
+            cost=response.cost_estimate,
+            latency=response.response_time,
+            time_to_first_chunk=response.time_to_first_chunk,
+            fallback_from=response.fallback_from,
         )
+        self._finish(record, reservation)
 
     def cached(self, request: CallRequest, response: LLMResponse) -> None:
         """Account a call answered from the response cache: nothing sent, nothing charged."""
-        self._finish(
-            RequestRecord(
-                started_at=_started_at(request),
-                provider=response.provider,
-                model=response.model,
-                requested_model=request.primary_model,
-                stream=request.stream,
-                cost=0.0,
-                latency=time.monotonic() - request.started,
-                cache_hit=True,
-                tags=dict(request.tags),
-            ),
-            None,
+        record = _record(
+            request, provider=response.provider, model=response.model, cost=0.0, cache_hit=True
         )
+        self._finish(record, None)
 
     def failed(
         self,
@@ -121,22 +106,15 @@ class Accounting:
     ) -> None:
         """Account a call that failed (``error``) or was cancelled (``None``)."""
         provider, _, model = request.primary_model.partition("/")
-        self._finish(
-            RequestRecord(
-                started_at=_started_at(request),
-                provider=(error.provider if error else None) or provider,
-                model=(error.model if error else None) or model or provider,
-                requested_model=request.primary_model,
-                stream=request.stream,
-                outcome="error" if error is not None else "cancelled",
-                error_class=type(error).__name__ if error is not None else None,
-                status_code=error.status_code if error is not None else None,
-                latency=time.monotonic() - request.started,
-                retries=max(request.stats.attempts - 1, 0),
-                tags=dict(request.tags),
-            ),
-            reservation,
+        record = _record(
+            request,
+            provider=(error.provider if error else None) or provider,
+            model=(error.model if error else None) or model or provider,
+            outcome="error" if error is not None else "cancelled",
+            error_class=type(error).__name__ if error is not None else None,
+            status_code=error.status_code if error is not None else None,
         )
+        self._finish(record, reservation)
 
     def _finish(self, record: RequestRecord, reservation: BudgetReservation | None) -> None:
         if reservation is not None and self.budget is not None:
@@ -231,8 +209,18 @@ def budgets_from(config: Budgets) -> list[Budget]:
     return budgets
 
 
-def _started_at(request: CallRequest) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=time.monotonic() - request.started)
+def _record(request: CallRequest, **fields: Any) -> RequestRecord:
+    """A call's record: what every record says about the request, plus ``fields``."""
+    elapsed = time.monotonic() - request.started
+    fields.setdefault("latency", elapsed)
+    return RequestRecord(
+        started_at=datetime.now(UTC) - timedelta(seconds=elapsed),
+        requested_model=request.primary_model,
+        stream=request.stream,
+        retries=max(request.stats.attempts - 1, 0),
+        tags=dict(request.tags),
+        **fields,
+    )
 
 
 DEFAULTS = _Defaults()
