@@ -37,7 +37,7 @@ PROVIDER_ENV = (
 
 FAKE_KEYS = {
     "OPENAI_API_KEY": "sk-test-openai-0000000000000000",
-    "ANTHROPIC_API_KEY": "sk-ant-test-0000000000000000",
+    "ANTHROPIC_API_KEY": "sk-ant-test-00000",  # fake; short enough to look fake too
     "GOOGLE_AI_API_KEY": "test-google-key-000000000000",
 }
 
