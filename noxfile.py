@@ -61,3 +61,15 @@ def bench(session: nox.Session) -> None:
     session.run(
         "python", "bench/run.py", *session.posargs, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     )
+
+
+@nox.session(python=PYTHON)
+def examples(session: nox.Session) -> None:
+    """Every script in examples/, run offline (recordings replayed) and its output checked."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/test_examples.py",
+        *session.posargs,
+        env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
