@@ -25,11 +25,14 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-RECORD_MODES: Final = {"none": "none", "new": "new_episodes", "all": "all"}
+if TYPE_CHECKING:
+    from aiecs_llm.testing import RecordMode
+
+RECORD_MODES: Final[dict[str, RecordMode]] = {"none": "none", "new": "new_episodes", "all": "all"}
 """``--llm-record`` values and the vcrpy record modes they stand for."""
 REPLAY_KEY: Final = "replay-without-a-key"
 """Set for each provider key variable that is unset during a replay: clients refuse to start
@@ -78,9 +81,8 @@ def llm_cassette_path(request: pytest.FixtureRequest) -> Path:
     """
     here = request.path.parent
     marker = request.node.get_closest_marker("llm_cassette")
-    given = marker.args[0] if marker and marker.args else None
-    if given is not None:
-        return here / given
+    if marker is not None and marker.args:
+        return here / str(marker.args[0])
     folder = here / str(request.config.getini(CASSETTE_DIR_INI))
     name = request.node.name.replace("/", "_")
     return folder / request.path.stem / f"{name}.yaml"

@@ -72,7 +72,7 @@ recording, in any order, so concurrent calls replay correctly."""
 
 
 def body_fields(request: Any, recorded: Any) -> None:
-    """vcrpy matcher ``body_fields``: the :data:`BODY_FIELDS` of two JSON bodies are equal.
+    """The vcrpy matcher ``body_fields``: the :data:`BODY_FIELDS` of two JSON bodies are equal.
 
     Raises ``AssertionError`` naming each field that differs, which vcrpy shows in its
     "no match" message next to the closest recorded request.

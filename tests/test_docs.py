@@ -130,7 +130,7 @@ def test_page_runs(page, fake_provider):
                 block.code, f"<{block.id}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
             )
             try:
-                result = eval(code, namespace)  # noqa: S307 - the project's own documentation
+                result = eval(code, namespace)
                 if asyncio.iscoroutine(result):
                     page_loop.run(result)
             except Exception as error:
