@@ -11,12 +11,16 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
-from tests.conftest import CASSETTES
+from tests.conftest import CASSETTES, ROOT
 from tests.fake_provider import FakeProviderServer, Reply
 from tests.servers import base_url
+from tests.test_docs import blocks_of
 
 pytest_plugins = ["pytester"]
+
+DOCS = ROOT / "docs"
 
 SECRETS = {
     "openai": "sk-proj-canaryOPENAI0123456789abcdefghij",
@@ -187,3 +191,41 @@ def test_the_marker_is_declared_for_strict_suites(pytester):
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*@pytest.mark.llm_cassette(path=None)*"])
     assert os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"  # inherited by every subprocess
+
+
+def quickstart_block(defining: str) -> str:
+    (code,) = [b.code for b in blocks_of(DOCS / "quickstart.md") if defining in b.code]
+    return code
+
+
+async def test_the_quickstart_service_test_records_then_replays(pytester, monkeypatch):
+    pytester.makepyfile(service=quickstart_block("async def summarize"))
+    (pytester.path / "tests").mkdir()
+    test_file = pytester.path / "tests" / "test_service.py"
+    test_file.write_text(quickstart_block("def test_summary_is_one_short_sentence"))
+    secret = SECRETS["openai"]
+    summary = "Asyncio lets one thread run many tasks that are waiting."
+    args = (
+        *("-p", "no:cacheprovider", "-o", "pythonpath=.", "--allow-hosts=127.0.0.1"),
+        *("-o", "asyncio_default_fixture_loop_scope=function"),
+    )
+
+    async with FakeProviderServer(default=Reply.ok(summary)) as server:
+        # The real API in the quickstart; the local server here. The URL stays for the replay,
+        # since it is part of what a recording matches.
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base)
+        monkeypatch.setenv("OPENAI_API_KEY", secret)
+        recording = await asyncio.to_thread(
+            pytester.runpytest_subprocess, *args, "--llm-record=new", "tests/test_service.py"
+        )
+        recording.assert_outcomes(passed=1)
+
+    cassette = pytester.path / (
+        "tests/cassettes/test_service/test_summary_is_one_short_sentence.yaml"
+    )  # the path the quickstart tells the reader to commit
+    recorded = yaml.safe_load(cassette.read_text())["interactions"]
+    assert summary in recorded[0]["response"]["body"]["string"]
+    assert secret not in cassette.read_text()
+    monkeypatch.delenv("OPENAI_API_KEY")
+    replay = pytester.runpytest_subprocess(*args)
+    replay.assert_outcomes(passed=1)
