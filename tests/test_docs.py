@@ -22,10 +22,13 @@ import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args, get_origin
 
 import pytest
+from pydantic import AliasChoices, BaseModel
 
-from aiecs_llm import LLMMessage, OpenAIClient
+from aiecs_llm import LLMMessage, LLMSettings, OpenAIClient
+from aiecs_llm.settings import _Environment
 from tests.fake_provider import FakeProviderServer
 from tests.record_examples import running
 
@@ -137,3 +140,62 @@ def test_page_runs(page, fake_provider):
                 raise AssertionError(f"{block.id} failed: {error!r}") from error
         page_loop.run(client.close())
     assert fake_provider.requests or page.name in {"cli.md", "testing.md"}
+
+
+def settings_table() -> list[tuple[str, str]]:
+    """(config keys, environment variables) of each row of configuration.md's table, with the
+    shorthand "`a.b.input`, `.output`" spelled out."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    section = text[text.index("## Every setting") : text.index("## Config file")]
+    rows = []
+    for line in section.splitlines():
+        if not line.startswith("| ") or line.startswith(("| config", "|---")):
+            continue
+        keys_cell, env_cell = line.strip("| ").split("|")[:2]
+        keys: list[str] = []
+        for span in re.findall(r"`([^`]+)`", keys_cell):
+            keys.append(keys[-1].rsplit(".", 1)[0] + span if span.startswith(".") else span)
+        rows.append((" ".join(keys), env_cell))
+    return rows
+
+
+def setting_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every leaf setting as a regular expression over config keys; dict keys match anything."""
+    paths = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{re.escape(name)}"
+        annotation = field.annotation
+        value = get_args(annotation)[1] if get_origin(annotation) is dict else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths += setting_paths(annotation, f"{path}\\.")
+        elif isinstance(value, type) and issubclass(value, BaseModel):
+            paths += setting_paths(value, f"{path}\\.[^ .]+\\.")
+        elif get_origin(annotation) is dict:
+            paths.append(f"{path}\\.[^ .]+")
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_the_configuration_table_lists_every_setting_and_variable():
+    rows = settings_table()
+    keys = " ".join(key for key, _ in rows)
+    missing = [path for path in setting_paths(LLMSettings) if not re.search(rf"\b{path}\b", keys)]
+    assert not missing, f"configuration.md lacks {missing}"
+    variables = " ".join(env for _, env in rows)
+    for field in _Environment.model_fields.values():
+        alias = field.validation_alias
+        names = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        for name in names:
+            assert f"`{name}`" in variables, f"configuration.md lacks {name}"
+
+
+def test_the_configuration_example_loads(tmp_path):
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    example = page[page.index("## Config file") :]
+    toml = example[example.index("```toml\n") + 8 : example.index("```\n", 8)]
+    config = tmp_path / "llm.toml"
+    config.write_text(toml)
+    settings = LLMSettings.load(config)
+    assert settings.budgets.tags["service=billing"].daily == 5
+    assert settings.fallbacks == {"gpt-4": ["gpt-3.5-turbo"]}
