@@ -151,7 +151,7 @@ def settings_table() -> list[tuple[str, str]]:
     for line in section.splitlines():
         if not line.startswith("| ") or line.startswith(("| config", "|---")):
             continue
-        keys_cell, env_cell = line.strip("| ").split("|")[:2]
+        keys_cell, env_cell = line.split("|")[1:3]
         keys: list[str] = []
         for span in re.findall(r"`([^`]+)`", keys_cell):
             keys.append(keys[-1].rsplit(".", 1)[0] + span if span.startswith(".") else span)
