@@ -73,3 +73,10 @@ def examples(session: nox.Session) -> None:
         *session.posargs,
         env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
     )
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs, strict: a broken link or page fails), into site/."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
