@@ -1,6 +1,9 @@
 """aiecs_llm: one async interface to OpenAI, Anthropic, Google and every other LiteLLM provider.
 
 Importing this package does not import LiteLLM (seconds, ~200 MB); that happens on the first call.
+
+PYTEST_DONT_REWRITE: the package ships a pytest plugin, so pytest would rewrite this module's
+asserts and leave its helpers (``@py_builtins``) among the public names.
 """
 
 from aiecs_llm.client import BaseLLMClient
