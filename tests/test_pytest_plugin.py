@@ -58,7 +58,7 @@ async def test_greeting(llm_cassette):
     assert llm_cassette.play_count == 1
 
 
-@pytest.mark.llm_cassette("cassettes/test_service/test_greeting.yaml")
+@pytest.mark.llm_cassette("recordings/test_service/test_greeting.yaml")
 async def test_other_prompt():
     await greet("Say goodbye in five words.")
 
@@ -98,7 +98,8 @@ def test_a_service_suite_replays_and_names_what_is_missing(pytester, monkeypatch
     for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_AI_API_KEY"):
         monkeypatch.delenv(variable, raising=False)  # replay needs no key
     pytester.makepyfile(service=SERVICE, test_service=REPLAY_SUITE)
-    recorded = pytester.path / "cassettes" / "test_service" / "test_greeting.yaml"
+    pytester.makeini("[pytest]\nllm_cassette_dir = recordings\n")
+    recorded = pytester.path / "recordings" / "test_service" / "test_greeting.yaml"
     recorded.parent.mkdir(parents=True)
     shutil.copy(CASSETTES / "openai" / "success.yaml", recorded)
 
@@ -120,7 +121,7 @@ def test_a_service_suite_replays_and_names_what_is_missing(pytester, monkeypatch
     assert "pytest --llm-record=new test_service.py::test_other_prompt" in output
     # The test without a recording fails at setup, naming the file it looked for.
     result.stdout.fnmatch_lines(
-        ["*ConfigurationError: no cassette at *cassettes/test_service/test_never_recorded.yaml*"]
+        ["*ConfigurationError: no cassette at *recordings/test_service/test_never_recorded.yaml*"]
     )
 
 
