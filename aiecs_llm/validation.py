@@ -23,8 +23,14 @@ def check_messages(messages: Sequence[LLMMessage]) -> tuple[LLMMessage, ...]:
         if isinstance(message, LLMMessage):
             conversation.append(message)
         elif isinstance(message, Mapping):
-            # Plain dicts are accepted and validated the same way.
-            conversation.append(LLMMessage(**message))
+            # Checked here: LLMMessage(**message) would fail on these with a bare TypeError.
+            if set(message) != {"role", "content"}:
+                keys = ", ".join(sorted(repr(key) for key in message))
+                raise InvalidRequestError(
+                    f"messages[{index}] must have the keys 'role' and 'content' only, "
+                    f"got {keys or 'none'}"
+                )
+            conversation.append(LLMMessage(message["role"], message["content"]))
         else:
             raise InvalidRequestError(
                 f"messages[{index}] must be an LLMMessage, not {type(message).__name__}"

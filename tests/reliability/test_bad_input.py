@@ -171,18 +171,7 @@ async def test_malformed_messages_fail_clearly_before_any_request(chaos, figures
     assert isinstance(error, REJECTED), f"{type(error).__name__}: {error}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "validation.check_messages builds a dict message with LLMMessage(**message): a dict "
-        "with a key besides role/content (e.g. OpenAI's 'name'), without 'content', or with a "
-        "non-str key raises TypeError, not the documented ValueError. Fix: "
-        "`LLMMessage.model_validate(dict(message))` (extra='forbid' already rejects unknown "
-        "keys as a ValidationError), or catch TypeError there and raise "
-        "InvalidRequestError(f'messages[{index}]: ...')."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(
     extra=st.dictionaries(
         st.one_of(st.text(min_size=1, max_size=8), st.integers()).filter(
@@ -603,17 +592,7 @@ async def test_any_config_file_loads_or_fails_with_a_configuration_error(
     assert chaos.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "settings._read_config_file catches TOMLDecodeError and OSError but not "
-        "UnicodeDecodeError: a config file that is not UTF-8 (Latin-1, UTF-16 with BOM, a "
-        "binary file named by mistake) raises a bare UnicodeDecodeError that does not name "
-        "the file. Fix: add `except UnicodeDecodeError: raise ConfigurationError(f'config "
-        "file {path} is not UTF-8 text') from None`."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(
     raw=st.binary(max_size=40).map(lambda tail: b"\xff" + tail),
 )
@@ -651,15 +630,6 @@ def test_a_ledger_path_that_cannot_be_used_is_a_configuration_error(figures, tmp
         OpenAIClient(settings=LLMSettings.load(config))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ledger.UsageLedger.__init__ catches only sqlite3.Error: a path with a NUL character "
-        "(valid in TOML as \\u0000) raises a bare ValueError('embedded null byte') from "
-        "sqlite3.connect. Fix: catch (sqlite3.Error, ValueError, OSError) there and raise "
-        "the ConfigurationError it already raises for unusable paths."
-    ),
-)
 def test_a_ledger_path_with_a_nul_character_is_a_configuration_error(figures, tmp_path):
     figures.inputs_tried += 1
     config = tmp_path / "llm.toml"
