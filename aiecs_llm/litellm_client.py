@@ -47,7 +47,13 @@ from aiecs_llm.state import InProcessState
 from aiecs_llm.streaming import TextStream
 from aiecs_llm.targets import Targets
 from aiecs_llm.types import LLMMessage, LLMResponse
-from aiecs_llm.validation import check_max_tokens, check_messages, check_seconds, check_temperature
+from aiecs_llm.validation import (
+    check_extra_parameters,
+    check_max_tokens,
+    check_messages,
+    check_seconds,
+    check_temperature,
+)
 
 _log = structlog.get_logger("aiecs_llm")
 # Per-call keyword arguments that are ours, not LiteLLM's.
@@ -133,6 +139,7 @@ class LiteLLMClient(BaseLLMClient):
         )
         self.cache = cache or accounting.DEFAULTS.cache(self.settings.cache)
         self.models = ModelManager(self.settings, self.settings.fallbacks)
+        check_extra_parameters(default_params, error=ConfigurationError)
         self._default_params = default_params
         self._state = state or shared_state.DEFAULT_STATE
         resilience = self.settings.resilience
@@ -258,6 +265,7 @@ class LiteLLMClient(BaseLLMClient):
         if self._closed:
             raise ConfigurationError(f"{type(self).__name__} is closed")
         conversation = check_messages(messages)
+        check_extra_parameters(extra, _OUR_PARAMETERS)
         primary = self._targets.resolve_model(model)
         _, litellm_provider = provider_of(primary)
         tokens = max_tokens if max_tokens is not None else self.settings.defaults.max_tokens

@@ -14,13 +14,14 @@ from weakref import WeakKeyDictionary
 from pydantic import SecretStr
 
 from aiecs_llm import _litellm
-from aiecs_llm.errors import ConfigurationError
+from aiecs_llm.errors import ConfigurationError, InvalidRequestError
 from aiecs_llm.limits import ConcurrencyLimit
 from aiecs_llm.provider_spec import ProviderSpec
 from aiecs_llm.resolution import client_class_name, prefix_of, provider_of, registered_spec
 from aiecs_llm.routing import Target
 from aiecs_llm.settings import LLMSettings
 from aiecs_llm.state import InProcessState
+from aiecs_llm.validation import check_model_name
 
 
 class Targets:
@@ -63,6 +64,8 @@ class Targets:
         """The LiteLLM model string a call uses: the call's, the client's, the config's, or the
         provider's default.
         """
+        if model is not None and not isinstance(model, str):
+            raise InvalidRequestError(f"model must be a string, got {type(model).__name__}")
         chosen = model or self.default_model or self.settings.defaults.model
         if chosen is None and self.spec is not None:
             chosen = self.spec.default_model
@@ -78,8 +81,8 @@ class Targets:
         provider (a fallback, say) keeps its prefix.
         """
         if self.spec is None or registered_spec(prefix_of(model)) is not None:
-            return model
-        return f"{self.spec.litellm_provider}/{model}"
+            return check_model_name(model)
+        return check_model_name(f"{self.spec.litellm_provider}/{model}")
 
     def target(self, model: str) -> Target:
         """Everything an attempt on ``model`` needs, in the running event loop."""

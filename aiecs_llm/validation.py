@@ -5,10 +5,11 @@ message naming it, instead of deep inside LiteLLM or as a provider's 400 that co
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 from aiecs_llm import _litellm
-from aiecs_llm.errors import ConfigurationError, InvalidRequestError
+from aiecs_llm.errors import ConfigurationError, InvalidRequestError, LLMClientError
 from aiecs_llm.types import LLMMessage
 
 
@@ -36,6 +37,58 @@ def check_messages(messages: Sequence[LLMMessage]) -> tuple[LLMMessage, ...]:
                 f"messages[{index}] must be an LLMMessage, not {type(message).__name__}"
             )
     return tuple(conversation)
+
+
+# Gemini's model name is pasted into the URL path, where these would end the path.
+_URL_SIGNIFICANT = frozenset("?#")
+
+
+def check_model_name(model: str) -> str:
+    """A model string that can be sent: no control characters (nothing by that name exists,
+    and in a URL they fail deep inside the HTTP client), nothing that would change a URL.
+    """
+    if any(unicodedata.category(char) == "Cc" for char in model):
+        raise InvalidRequestError(f"model {model!r} contains a control character")
+    prefix, _, name = model.partition("/")
+    if prefix == "gemini" and _URL_SIGNIFICANT.intersection(name):
+        raise InvalidRequestError(f"model {model!r} contains '?' or '#'")
+    return model
+
+
+# What the client sets itself on every request; a caller's value would silently take over
+# (stream=True on generate_text sends a streamed request it cannot read, a key or endpoint
+# would bypass rotation and redaction, num_retries would stack a second retry layer).
+RESERVED_PARAMETERS = frozenset(
+    {
+        "api_base",
+        "api_key",
+        "base_url",
+        "client",
+        "custom_llm_provider",
+        "max_retries",
+        "messages",
+        "model",
+        "num_retries",
+        "stream",
+        "stream_options",
+    }
+)
+
+
+def check_extra_parameters(
+    params: Mapping[str, object],
+    ours: frozenset[str] = frozenset(),
+    error: type[LLMClientError] = InvalidRequestError,
+) -> None:
+    """Refuse further LiteLLM parameters that would override what the client sets itself
+    (``ours`` are the client's own keyword arguments, which are allowed).
+    """
+    reserved = sorted((RESERVED_PARAMETERS - ours).intersection(params))
+    if reserved:
+        raise error(
+            f"{', '.join(reserved)} cannot be passed: the client sets "
+            f"{'it' if len(reserved) == 1 else 'them'} itself"
+        )
 
 
 def check_temperature(value: float) -> float:

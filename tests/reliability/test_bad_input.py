@@ -130,7 +130,7 @@ def _client(server: ChaosServer, **options: Any) -> OpenAIClient:
     )
 
 
-async def _attempt(client: LiteLLMClient, messages: Any, *, stream: bool, **kwargs: Any) -> Any:
+async def _attempt(client: LiteLLMClient, messages: Any, /, *, stream: bool, **kwargs: Any) -> Any:
     """Run one call to its end; returns the response or raises."""
     if stream:
         text_stream = client.stream_text(messages, **kwargs)
@@ -310,19 +310,6 @@ async def test_invalid_parameters_fail_before_any_request(
     assert isinstance(error, InvalidRequestError | ConfigurationError), repr(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Keyword arguments that the client sets itself are passed on unchecked and override "
-        "it (litellm_client._build_call: params.update(request.extra)): generate_text(..., "
-        "stream=True) sends a streamed request and fails after HTTP with InvalidResponseError "
-        "('no choices', the stream is never closed); stream_text(..., stream=False) fails "
-        "after HTTP with a bare LLMClientError ('ModelResponse' object is not an async "
-        "iterator). Fix: in LiteLLMClient._request, refuse the reserved names (stream, "
-        "stream_options, messages, model, num_retries, client, api_key, api_base) with "
-        "InvalidRequestError naming the parameter."
-    ),
-)
 @pytest.mark.parametrize(("stream", "flag"), [(False, True), (True, False)])
 async def test_the_clients_own_parameters_cannot_be_overridden(chaos, figures, stream, flag):
     figures.inputs_tried += 1
@@ -334,6 +321,41 @@ async def test_the_clients_own_parameters_cannot_be_overridden(chaos, figures, s
             else:
                 await client.generate_text(MESSAGES, stream=flag)
     assert chaos.requests == []
+
+
+# What the client sets on each request itself (``model`` and ``messages`` are arguments of
+# their own in a call; ``max_retries`` is the client's own option).
+RESERVED = {
+    "api_base": "http://127.0.0.1:9/v1",
+    "api_key": "sk-test-override-00000000000",
+    "base_url": "http://127.0.0.1:9/v1",
+    "client": object(),
+    "custom_llm_provider": "anthropic",
+    "num_retries": 3,
+    "stream_options": {"include_usage": False},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED))
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_no_parameter_the_client_sets_can_be_overridden(chaos, figures, name, stream):
+    figures.inputs_tried += 1
+    async with _client(chaos) as client:
+        with pytest.raises(InvalidRequestError, match=name):
+            await _attempt(client, MESSAGES, stream=stream, **{name: RESERVED[name]})
+    assert chaos.requests == []
+
+
+# api_key and base_url are the constructor's own arguments.
+DEFAULT_PARAMETERS = sorted({*RESERVED, "messages", "stream"} - {"api_key", "base_url"})
+
+
+@pytest.mark.parametrize("name", DEFAULT_PARAMETERS)
+def test_no_parameter_the_client_sets_can_be_a_default_parameter(chaos, figures, name):
+    figures.inputs_tried += 1
+    value = RESERVED.get(name, True)
+    with pytest.raises(ConfigurationError, match=name):
+        _client(chaos, **{name: value})
 
 
 # -- model strings -----------------------------------------------------------------------------
@@ -386,39 +408,20 @@ async def test_unknown_model_strings_fail_before_any_request(chaos, figures, mod
         figures.requests += 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "targets.Targets.resolve_model assumes a str: model=<int/bytes/list> raises "
-        "AttributeError ('int' object has no attribute 'strip') or TypeError (bytes in "
-        "with_prefix), and a falsy one (0, b'') silently means the default model. Fix: in "
-        "resolve_model, `if model is not None and not isinstance(model, str): raise "
-        "InvalidRequestError('model must be a string, got ...')`."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(model=st.one_of(st.integers(min_value=1), st.binary(min_size=1), st.lists(st.text())))
+@example(model=0)  # falsy: must not silently mean the default model
+@example(model=b"")
+@example(model=False)
 async def test_a_model_that_is_not_a_string_fails_clearly(chaos, figures, model):
     figures.inputs_tried += 1
     async with _client(chaos) as client:
         error = await _rejected_before_http(chaos, client, MESSAGES, stream=False, model=model)
-    assert isinstance(error, InvalidRequestError | ConfigurationError), repr(error)
+    assert isinstance(error, InvalidRequestError), repr(error)
+    assert "model must be a string" in error.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Model strings with control characters are not checked: OpenAI/Anthropic send them "
-        "in the JSON body (an HTTP round trip for a name that cannot exist); on Gemini, whose "
-        "model is part of the URL, httpx refuses the URL deep inside LiteLLM and the failure "
-        "surfaces as ProviderNotAvailableError (retried, counted by the circuit breaker). "
-        "Fix: in Targets.resolve_model / with_prefix, reject models containing control "
-        "characters (unicodedata.category(c) == 'Cc') with InvalidRequestError before any "
-        "HTTP; for Gemini also reject '?', '#' and '/' after the prefix, which LiteLLM pastes "
-        "into the URL path."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(
     provider=st.sampled_from(["openai", "google"]),
     model=st.builds(
@@ -428,6 +431,9 @@ async def test_a_model_that_is_not_a_string_fails_clearly(chaos, figures, model)
         st.text(printable, max_size=6),
     ),
 )
+# Gemini's model goes into the URL path, where these would start a query or a fragment.
+@example(provider="google", model="gemini-2.5-flash?alt=json")
+@example(provider="google", model="gemini/gemini-2.5-flash#x")
 async def test_model_strings_with_control_characters_fail_before_any_request(
     chaos, figures, provider, model
 ):
@@ -436,7 +442,8 @@ async def test_model_strings_with_control_characters_fail_before_any_request(
     settings = settings_for(chaos)
     async with client_class(settings=settings, max_retries=0) as client:
         error = await _rejected_before_http(chaos, client, MESSAGES, stream=False, model=model)
-    assert isinstance(error, InvalidRequestError | ModelNotFoundError | ConfigurationError)
+    # ConfigurationError: a model of nothing but whitespace and control characters is no model.
+    assert isinstance(error, InvalidRequestError | ConfigurationError), repr(error)
 
 
 # -- configuration files -----------------------------------------------------------------------
