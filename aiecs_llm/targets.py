@@ -19,7 +19,7 @@ from aiecs_llm.limits import ConcurrencyLimit
 from aiecs_llm.provider_spec import ProviderSpec
 from aiecs_llm.resolution import client_class_name, prefix_of, provider_of, registered_spec
 from aiecs_llm.routing import Target
-from aiecs_llm.settings import LLMSettings
+from aiecs_llm.settings import LLMSettings, check_key
 from aiecs_llm.state import InProcessState
 from aiecs_llm.validation import check_model_name
 
@@ -45,6 +45,11 @@ class Targets:
         self.client_name = client_name
         self.default_model = default_model
         self.timeout = timeout
+        if api_key:
+            try:
+                check_key(api_key)
+            except ValueError as exc:
+                raise ConfigurationError(f"api_key: {exc}") from None
         self._api_key = SecretStr(api_key) if api_key else None
         self._base_url = base_url
         own = spec or registered_spec(prefix_of(default_model))

@@ -42,10 +42,6 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-# For properties pinned as xfail: every example shows the bug, so a few, and no shrinking.
-XFUZZ = settings(
-    FUZZ, max_examples=15, phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False
-)
 REJECTED = (ValueError, InvalidRequestError, ConfigurationError)
 # gpt-4o-mini in LiteLLM's map: what the model can produce, and what it can read.
 MAX_OUTPUT = 16_384
@@ -733,44 +729,48 @@ def test_a_usage_db_variable_naming_nothing_usable_is_a_configuration_error(
         OpenAIClient()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "API keys are not checked for what an HTTP header can carry: a key with non-ASCII "
-        "characters (a pasted 'sk-…', a non-UTF-8 environment byte) or a line break is "
-        "accepted, and every call then fails inside httpx/aiohttp ('ascii' codec can't encode, "
-        "'Forbidden control character ... header injection'), which LiteLLM reports as a "
-        "500: the caller gets ProviderNotAvailableError, retried and counted by the circuit "
-        "breaker, for a configuration mistake. Fix: validate keys where they enter (settings "
-        "validator on the SecretStr fields and numbered keys, Targets.__init__ for api_key=): "
-        "printable ASCII only, else ConfigurationError naming the variable, not the value."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(
     key=st.builds(
         "{}{}{}".format,
         st.just("sk-"),
         st.one_of(
             st.characters(min_codepoint=0x80, exclude_categories=["Cs"]),
-            st.sampled_from(["\n", "\r", "\udc80"]),
+            st.sampled_from(["\n", "\r", "\udc80", "\x00", "\x7f"]),
         ),
-        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20),
+        # Not last: numbered keys are stripped of surrounding whitespace, as pasted.
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20),
     ),
-    from_environment=st.booleans(),
+    source=st.sampled_from(["argument", "OPENAI_API_KEY", "OPENAI_API_KEY_1", "config file"]),
 )
 async def test_a_key_that_cannot_be_sent_is_a_configuration_error(
-    chaos, figures, monkeypatch, key, from_environment
+    chaos, figures, monkeypatch, tmp_path, key, source
 ):
+    assume(not (source.startswith("OPENAI_") and "\x00" in key))  # no environment holds a NUL
+    assume(not (source == "config file" and "\udc80" in key))  # nor a TOML file a surrogate
     figures.inputs_tried += 1
-    with pytest.raises(ConfigurationError):
-        if from_environment:
-            monkeypatch.setenv("OPENAI_API_KEY", key)
-            client = OpenAIClient(base_url=chaos.openai_base, max_retries=0)
+    config = tmp_path / "llm.toml"
+    escaped = "".join(
+        char if " " <= char <= "~" and char not in '"\\' else f"\\U{ord(char):08x}" for char in key
+    )
+    config.write_text(f'[providers.openai]\napi_key = "{escaped}"\n')
+    # Refused where the key enters, when the client is made: no call is ever tried with it.
+    with monkeypatch.context() as environment, pytest.raises(ConfigurationError) as caught:
+        environment.delenv("OPENAI_API_KEY", raising=False)
+        if source.startswith("OPENAI_"):
+            environment.setenv(source, key)
+        if source == "argument":
+            OpenAIClient(key, chaos.openai_base, max_retries=0)
+        elif source == "config file":
+            OpenAIClient(base_url=chaos.openai_base, settings=LLMSettings.load(config))
         else:
-            client = OpenAIClient(key, chaos.openai_base, max_retries=0)
-        async with client:
-            await client.generate_text(MESSAGES)
+            OpenAIClient(base_url=chaos.openai_base, max_retries=0)
+    expected = {"argument": "api_key", "config file": "providers.openai.api_key"}.get(
+        source, source
+    )
+    assert expected in caught.value.message  # names where the key came from
+    assert key[3:] not in caught.value.message  # never what it is
+    assert chaos.requests == []
 
 
 def test_the_property_oracles_agree_with_the_documentation():
