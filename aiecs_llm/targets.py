@@ -115,7 +115,7 @@ class Targets:
         )
 
     def target_base_url(self, model: str) -> str | None:
-        """The endpoint a call to ``model`` goes to (None: the provider's public one)."""
+        """The endpoint a call to ``model`` goes to (None: LiteLLM's default for the provider)."""
         litellm_provider = provider_of(self.with_prefix(model))[1]
         return self._base_url_for(registered_spec(litellm_provider), litellm_provider)
 
@@ -128,7 +128,10 @@ class Targets:
             return [self._api_key.get_secret_value()]
         configured = self.settings.provider(spec.name)
         keys = [key.get_secret_value() for key in configured.all_keys()]
-        if not keys and self._base_url_for(spec, spec.litellm_provider) is None:
+        if not keys and self._base_url_for(spec, spec.litellm_provider) in (
+            None,
+            spec.default_base_url,
+        ):
             client_name = self.client_name if self.spec else client_class_name(spec)
             raise ConfigurationError(
                 f"no API key for {spec.name}: set the {spec.api_key_env} environment variable "
@@ -172,8 +175,12 @@ class Targets:
         own = self.own_litellm_provider in (None, litellm_provider)
         configured = self.settings.provider(spec.name).base_url if spec else None
         base_url = (self._base_url if own else None) or configured
-        if spec is not None and base_url == spec.default_base_url:
-            return None  # the provider's public endpoint is LiteLLM's default anyway
+        if spec is not None and base_url in (None, "", spec.default_base_url):
+            # The public endpoint is named explicitly: left out, LiteLLM and the OpenAI SDK
+            # would read OPENAI_BASE_URL / ANTHROPIC_BASE_URL themselves, behind the back of a
+            # configuration that chose not to (the demo, validate_api_key). Not for Gemini:
+            # given any base URL, LiteLLM switches to its proxy URL scheme.
+            return None if spec.litellm_provider == "gemini" else spec.default_base_url
         return base_url or None
 
     def _unregistered_keys(self, litellm_provider: str) -> list[str]:

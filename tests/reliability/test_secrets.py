@@ -417,19 +417,6 @@ async def test_cli_debug_output_holds_no_key(chaos, figures):
     figures.leak_checks += 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "`aiecs-llm demo` says it ignores the machine's keys and config, but with "
-        "OPENAI_BASE_URL set it sends its replayed calls there and fails (cassette miss): "
-        "targets.Targets._base_url_for returns None for a provider without a configured "
-        "base_url, and LiteLLM then reads OPENAI_BASE_URL / OPENAI_API_BASE from the "
-        "environment itself. The same makes validate_api_key(), which also promises to use "
-        "'never the machine's configuration', send the key it checks to OPENAI_BASE_URL. Fix: "
-        "pass api_base=spec.default_base_url explicitly for registered providers instead of "
-        "None (or have demo/validate_api_key pass base_url=spec.default_base_url)."
-    ),
-)
 async def test_cli_demo_ignores_the_machines_base_url(chaos, figures):
     finished = await asyncio.to_thread(_cli, chaos, "demo")
     assert_no_canary(finished.stdout + finished.stderr, CANARY, "CLI output")
@@ -472,6 +459,20 @@ async def test_validate_api_key_checks_the_key_it_is_given(chaos, figures):
     figures.requests += 2
     assert [request.api_key for request in chaos.requests] == [CANARY, CANARY_2]
     assert revoked is False
+
+
+@pytest.mark.parametrize(
+    ("provider", "variable"), [("openai", "OPENAI_BASE_URL"), ("anthropic", "ANTHROPIC_BASE_URL")]
+)
+async def test_validate_api_key_ignores_the_machines_base_url(
+    chaos, figures, monkeypatch, provider, variable
+):
+    # The key must go to the provider's own endpoint (refused here: sockets beyond 127.0.0.1
+    # are blocked), never to wherever the machine's environment points.
+    monkeypatch.setenv(variable, base_url(chaos, provider))
+    assert not await aiecs_llm.validate_api_key(provider, CANARY, timeout=2)
+    figures.requests += 1
+    assert chaos.requests == []
 
 
 def _log_the_failure(renderer: str) -> io.StringIO:
