@@ -255,6 +255,15 @@ def translate_error(
         # mistake, not an outage, so it must not be retried or reported as a 500.
         return ConfigurationError(raw_message, provider=provider, model=model)
     chain = _chain_of(exc)
+    if _unparseable(chain, raw_message):
+        # LiteLLM reports an answer it could not read as a 500 or a 422 of its own making; the
+        # provider did answer, so it is neither an outage to retry nor the caller's mistake.
+        # The message is LiteLLM's first line: the rest is its Python traceback.
+        return InvalidResponseError(
+            f"the provider's answer could not be read: {raw_message.splitlines()[0]}",
+            provider=provider or getattr(exc, "llm_provider", None) or None,
+            model=model or getattr(exc, "model", None) or None,
+        )
     body = next((b for b in (getattr(e, "body", None) for e in chain) if isinstance(b, dict)), None)
     said = _provider_error(raw_message, body)
     code = said.code or _first_text(
@@ -270,6 +279,33 @@ def translate_error(
         "code": code,
     }
     return error_class(said.message or raw_message, **context)
+
+
+# What reading a malformed body raises (pydantic's ValidationError counts by name: this module
+# does not import pydantic's internals for it).
+_PARSE_FAILURES = (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, LookupError)
+_PARSE_FAILURE_NAMES = frozenset({"ValidationError"})
+# Failures of the transport or a real HTTP error status: what broke was not the answer's body.
+_TRANSPORT_NAMES = frozenset({"TransportError", "ClientError", "HTTPStatusError", "APIStatusError"})
+# LiteLLM's words when it could not read a 200 answer (its exception then says 500 or 422).
+_UNREADABLE_MARKERS = (
+    "Unable to get json response",
+    "Error converting to valid response block",
+    "Empty or invalid response from LLM endpoint",
+)
+
+
+def _unparseable(chain: list[BaseException], message: str) -> bool:
+    """Whether the provider's answer arrived but could not be read."""
+    # LiteLLM's own classes are left out: they subclass openai's status errors whatever the
+    # status really was.
+    foreign = [error for error in chain if not type(error).__module__.startswith("litellm")]
+    names = {klass.__name__ for error in foreign for klass in type(error).__mro__}
+    if names & _TRANSPORT_NAMES or any(isinstance(e, OSError | TimeoutError) for e in chain):
+        return False
+    if any(marker in message for marker in _UNREADABLE_MARKERS):
+        return True
+    return any(isinstance(e, _PARSE_FAILURES) for e in chain) or bool(names & _PARSE_FAILURE_NAMES)
 
 
 def _classify(exc: BaseException, status: int | None, message: str) -> type[LLMClientError]:

@@ -214,12 +214,8 @@ class LiteLLMClient(BaseLLMClient):
             async with answer.lease:
                 response = to_response(answer.value, answer.call, answer.fallback_from)
                 answer.call.settle(response)
-        except LLMClientError as error:
-            self.accounting.failed(request, error, reservation)
-            self._log_failure(error, request)
-            raise
-        except BaseException:
-            self.accounting.failed(request, None, reservation)  # cancelled: still accounted
+        except BaseException as error:
+            self._account_failure(request, error, reservation)
             raise
         self.accounting.succeeded(request, response, reservation)
         _events.request_completed(response, stream=False, messages=self._logged(request))
@@ -442,7 +438,7 @@ class LiteLLMClient(BaseLLMClient):
         # (and with it retries and fallbacks) lasts until the first text chunk. Provider errors
         # often arrive only there, not with the HTTP response headers.
         raw = await self._send(call)
-        reading = StreamReading(call)
+        reading = StreamReading(call, raw)
         try:
             while (chunk := await self._next_chunk(raw)) is not None:
                 if text := reading.add(chunk):
@@ -470,12 +466,8 @@ class LiteLLMClient(BaseLLMClient):
         try:
             reservation = self._reserve(request)
             answer = await self._route(request, self._open_stream)
-        except LLMClientError as error:
-            self.accounting.failed(request, error, reservation)
-            self._log_failure(error, request)
-            raise
-        except BaseException:
-            self.accounting.failed(request, None, reservation)
+        except BaseException as error:
+            self._account_failure(request, error, reservation)
             raise
         raw, reading, text = answer.value
         call = reading.call
@@ -530,6 +522,18 @@ class LiteLLMClient(BaseLLMClient):
 
     def _logged(self, request: CallRequest) -> tuple[LLMMessage, ...] | None:
         return request.messages if self.log_content else None
+
+    def _account_failure(
+        self, request: CallRequest, error: BaseException, reservation: BudgetReservation | None
+    ) -> None:
+        """The one record of a call that did not answer."""
+        if isinstance(error, LLMClientError):
+            self.accounting.failed(request, error, reservation)
+            self._log_failure(error, request)
+        elif isinstance(error, Exception):  # a bug, ours or LiteLLM's: still an error
+            self.accounting.failed(request, error, reservation)
+        else:  # cancelled, or the consumer stopped early: still accounted
+            self.accounting.failed(request, None, reservation)
 
     def _log_failure(self, error: LLMClientError, request: CallRequest) -> None:
         latency = time.monotonic() - request.started
