@@ -48,6 +48,7 @@ from aiecs_llm.streaming import TextStream
 from aiecs_llm.targets import Targets
 from aiecs_llm.types import LLMMessage, LLMResponse
 from aiecs_llm.validation import (
+    check_context_window,
     check_extra_parameters,
     check_max_tokens,
     check_messages,
@@ -278,7 +279,7 @@ class LiteLLMClient(BaseLLMClient):
         call_tags = extra.get("tags") or {}
         if not isinstance(call_tags, Mapping):
             raise ConfigurationError("tags must be a mapping of names to values")
-        return CallRequest(
+        request = CallRequest(
             primary_model=primary,
             messages=conversation,
             temperature=None if temperature is None else check_temperature(temperature),
@@ -292,6 +293,12 @@ class LiteLLMClient(BaseLLMClient):
             tags={**self.tags, **{str(k): str(v) for k, v in call_tags.items()}},
             cache_mode=cache_mode,
         )
+        windows = [
+            (m, info.context_window if (info := self.models.info(m)) else None)
+            for m in self._chain(request)
+        ]
+        check_context_window(windows, conversation, request.prompt_tokens)
+        return request
 
     def _chain(self, request: CallRequest) -> list[str]:
         fallbacks = self.settings.fallbacks

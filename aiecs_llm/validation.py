@@ -8,8 +8,13 @@ import math
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from aiecs_llm import _litellm
-from aiecs_llm.errors import ConfigurationError, InvalidRequestError, LLMClientError
+from aiecs_llm import _litellm, pricing
+from aiecs_llm.errors import (
+    ConfigurationError,
+    ContextWindowExceededError,
+    InvalidRequestError,
+    LLMClientError,
+)
 from aiecs_llm.types import LLMMessage
 
 
@@ -89,6 +94,33 @@ def check_extra_parameters(
             f"{', '.join(reserved)} cannot be passed: the client sets "
             f"{'it' if len(reserved) == 1 else 'them'} itself"
         )
+
+
+def check_context_window(
+    chain: Sequence[tuple[str, int | None]], messages: Sequence[LLMMessage], estimate: int
+) -> None:
+    """Refuse, before the upload, a conversation that no model of the chain can read.
+
+    ``chain`` pairs each model with its context window (None: unknown, and then nothing is
+    refused). The four-characters ``estimate`` only says when counting is worth it; the model's
+    tokenizer decides, since text such as long runs of spaces packs far more into a token.
+    """
+    known = [(model, window) for model, window in chain if window is not None]
+    if not known or len(known) < len(chain) or estimate <= max(w for _, w in known):
+        return
+    dumped = [message.model_dump() for message in messages]
+    counted = []
+    tokens = estimate
+    for model, window in known:
+        tokens = pricing.count_tokens(model, messages=dumped)
+        if tokens <= window:
+            return
+        counted.append(f"{model} reads {window:,}")
+    raise ContextWindowExceededError(
+        f"the conversation is about {tokens:,} tokens, more than any model of the chain can "
+        f"read ({'; '.join(counted)}); nothing was sent",
+        model=chain[0][0],
+    )
 
 
 def check_temperature(value: float) -> float:

@@ -191,18 +191,6 @@ async def test_dict_messages_with_other_keys_fail_with_a_value_error(
     assert isinstance(error, REJECTED), f"{type(error).__name__}: {error}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "An oversized conversation is sent: nothing compares the prompt with the context "
-        "window before HTTP (the provider's 400 is the only check), so a prompt no model of "
-        "the chain can read costs a full upload and a round trip. Fix: in "
-        "LiteLLMClient._request, raise ContextWindowExceededError when request.prompt_tokens "
-        "(a lower bound is enough: characters / 4) exceeds max_input_tokens of every model of "
-        "the chain (ModelManager/LiteLLM's map knows them); keep the fallback to a larger "
-        "window for prompts that fit some model."
-    ),
-)
 @pytest.mark.parametrize("shape", ["one long message", "many messages"])
 async def test_a_conversation_larger_than_the_context_window_fails_before_any_request(
     chaos, figures, shape
@@ -216,6 +204,23 @@ async def test_a_conversation_larger_than_the_context_window_fails_before_any_re
     async with _client(chaos) as client:
         error = await _rejected_before_http(chaos, client, messages, stream=False)
     assert isinstance(error, ContextWindowExceededError)
+    assert error.model == "openai/gpt-4o-mini"
+    assert "128,000" in error.message
+
+
+@pytest.mark.parametrize("case", ["a larger fallback", "text that packs into few tokens"])
+async def test_a_conversation_some_model_can_read_is_sent(chaos, figures, case):
+    figures.inputs_tried += 1
+    figures.requests += 1
+    if case == "a larger fallback":  # ~750k tokens: too many for gpt-4o-mini, not for Gemini
+        text, fallbacks = "lorem ipsum dolor sit amet " * 150_000, ["gemini/gemini-2.5-flash"]
+    else:  # four characters a token would say 150k; the tokenizer says a few thousand
+        text, fallbacks = "Say hello." + " " * 600_000, []
+    settings = settings_for(chaos, fallbacks={"openai/gpt-4o-mini": fallbacks})
+    async with LiteLLMClient("openai/gpt-4o-mini", settings=settings, max_retries=0) as client:
+        response = await client.generate_text([LLMMessage("user", text)])
+    assert response.content
+    assert len(chaos.requests) == 1
 
 
 # -- parameters --------------------------------------------------------------------------------
