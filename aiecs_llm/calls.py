@@ -60,11 +60,12 @@ class PreparedCall:
     """One attempt's request on one route: what goes to LiteLLM and what accounting needs."""
 
     request: CallRequest
-    params: dict[str, Any]
+    params: dict[str, Any] = field(repr=False)
+    """What goes to ``litellm.acompletion``, the key included."""
     model: str
     provider: str
     litellm_provider: str
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...] = field(repr=False)
     http_client: Any
     overrides: Mapping[str, TokenPrice]
     usage_expected: bool

@@ -241,9 +241,16 @@ def translate_error(
     """Turn any exception raised while talking to a provider into the matching LLMClientError.
 
     The caller raises the result ``from exc``. Already-translated errors pass through.
+    ``exc`` and what it chains lose their tracebacks: the frames of LiteLLM, the OpenAI SDK and
+    httpx hold the key in their locals, and an application that logs the error with its
+    traceback (rich, structlog's ``dict_tracebacks``) would print them. Their types and
+    messages stay.
     """
     if isinstance(exc, LLMClientError):
         return exc
+    for link in _chain_of(exc):
+        if not isinstance(link, LLMClientError):
+            link.__traceback__ = None
     wrapped = getattr(exc, "original_exception", None)
     if type(exc).__name__ == "MidStreamFallbackError" and isinstance(wrapped, BaseException):
         # LiteLLM wraps whatever broke a stream, even a 429 before the first chunk; the stream

@@ -17,6 +17,7 @@ from aiecs_llm import _litellm
 from aiecs_llm.errors import ConfigurationError, InvalidRequestError
 from aiecs_llm.limits import ConcurrencyLimit
 from aiecs_llm.provider_spec import ProviderSpec
+from aiecs_llm.redaction import Secret
 from aiecs_llm.resolution import client_class_name, prefix_of, provider_of, registered_spec
 from aiecs_llm.routing import Target
 from aiecs_llm.settings import LLMSettings, check_key
@@ -63,7 +64,7 @@ class Targets:
     @property
     def own_key(self) -> str | None:
         """The key given to the client's constructor, for redaction."""
-        return self._api_key.get_secret_value() if self._api_key else None
+        return Secret(self._api_key.get_secret_value()) if self._api_key else None
 
     def resolve_model(self, model: str | None) -> str:
         """The LiteLLM model string a call uses: the call's, the client's, the config's, or the
@@ -125,9 +126,9 @@ class Targets:
         """
         own = self.own_litellm_provider in (None, spec.litellm_provider)
         if own and self._api_key:
-            return [self._api_key.get_secret_value()]
+            return [Secret(self._api_key.get_secret_value())]
         configured = self.settings.provider(spec.name)
-        keys = [key.get_secret_value() for key in configured.all_keys()]
+        keys: list[str] = [Secret(key.get_secret_value()) for key in configured.all_keys()]
         if not keys and self._base_url_for(spec, spec.litellm_provider) in (
             None,
             spec.default_base_url,
@@ -187,7 +188,7 @@ class Targets:
         # Other providers: the constructor's key for its own provider, else LiteLLM reads its
         # documented environment variable itself.
         own = self.own_litellm_provider in (None, litellm_provider)
-        return [self._api_key.get_secret_value()] if own and self._api_key else []
+        return [Secret(self._api_key.get_secret_value())] if own and self._api_key else []
 
     def _client_concurrency(self) -> ConcurrencyLimit | None:
         capacity = self.settings.resilience.max_concurrency
