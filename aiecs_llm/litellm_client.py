@@ -8,7 +8,6 @@ Every call, plain or streamed, is validated once before any HTTP, then handed to
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from functools import partial
@@ -43,6 +42,7 @@ from aiecs_llm.resolution import (
 )
 from aiecs_llm.routing import Answer, Router, Target
 from aiecs_llm.settings import LLMSettings
+from aiecs_llm.shutdown import InFlight
 from aiecs_llm.state import InProcessState
 from aiecs_llm.streaming import TextStream
 from aiecs_llm.targets import Targets
@@ -161,7 +161,7 @@ class LiteLLMClient(BaseLLMClient):
             base_url=base_url,
             timeout=self.timeout,
         )
-        self._closed = False
+        self._in_flight = InFlight(type(self).__name__)
         super().__init__(
             self._targets.own_provider or self._targets.own_litellm_provider or "litellm"
         )
@@ -173,7 +173,7 @@ class LiteLLMClient(BaseLLMClient):
         key = "set" if self._targets.own_key else "from config"
         return (
             f"{type(self).__name__}(provider={self.provider_name!r}, "
-            f"model={self.default_model!r}, api_key={key}, closed={self._closed})"
+            f"model={self.default_model!r}, api_key={key}, closed={self._in_flight.closed})"
         )
 
     @override
@@ -211,7 +211,8 @@ class LiteLLMClient(BaseLLMClient):
         reservation = None
         try:
             reservation = self._reserve(request)
-            answer = await self._answer(request)
+            async with self._in_flight.scope():
+                answer = await self._answer(request)
             async with answer.lease:
                 response = to_response(answer.value, answer.call, answer.fallback_from)
                 answer.call.settle(response)
@@ -243,10 +244,14 @@ class LiteLLMClient(BaseLLMClient):
 
     @override
     async def close(self) -> None:
-        """Close the HTTP clients this client opened; idempotent."""
-        if self._closed:
+        """End the calls in flight, then close the HTTP clients this client opened; idempotent.
+
+        A call or stream still running fails with ``ConfigurationError`` (code
+        ``client_closed``); a call made afterwards fails the same way before anything is sent.
+        """
+        if self._in_flight.closed:
             return
-        self._closed = True
+        await self._in_flight.close()
         await self._targets.close()
 
     def _request(
@@ -259,8 +264,8 @@ class LiteLLMClient(BaseLLMClient):
         *,
         stream: bool,
     ) -> CallRequest:
-        if self._closed:
-            raise ConfigurationError(f"{type(self).__name__} is closed")
+        if self._in_flight.closed:
+            raise self._in_flight.refused()
         conversation = check_messages(messages)
         check_extra_parameters(extra, _OUR_PARAMETERS)
         primary = self._targets.resolve_model(model)
@@ -429,6 +434,8 @@ class LiteLLMClient(BaseLLMClient):
         )
 
     async def _send(self, call: PreparedCall) -> Any:
+        if self._in_flight.closed:  # closed while this call waited for its limits
+            raise self._in_flight.ended()
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             raise call.fail(TimeoutError(f"no time left of the {call.request.timeout:g}s timeout"))
@@ -438,7 +445,9 @@ class LiteLLMClient(BaseLLMClient):
         try:
             return await _litellm.litellm().acompletion(**params)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
-            raise call.fail(exc) from exc
+            error = call.fail(exc)
+            # Its HTTP client closed under it: not the provider's failure.
+            raise (self._in_flight.ended() if self._in_flight.closed else error) from exc
 
     async def _open_stream(self, call: PreparedCall) -> tuple[Any, StreamReading, str | None]:
         # Until the caller has seen text, nothing is lost by starting again, so the attempt
@@ -472,7 +481,8 @@ class LiteLLMClient(BaseLLMClient):
         reservation = None
         try:
             reservation = self._reserve(request)
-            answer = await self._route(request, self._open_stream)
+            async with self._in_flight.scope():
+                answer = await self._route(request, self._open_stream)
         except BaseException as error:
             self._account_failure(request, error, reservation)
             raise
@@ -514,7 +524,7 @@ class LiteLLMClient(BaseLLMClient):
     async def _next_chunk(self, raw: Any) -> Any:
         idle = self.settings.resilience.stream_idle_timeout
         try:
-            async with asyncio.timeout(idle):
+            async with self._in_flight.scope(idle):
                 return await anext(raw, None)
         except TimeoutError:
             raise TimeoutError(f"the stream went silent for {idle:g}s") from None

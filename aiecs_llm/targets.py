@@ -21,6 +21,7 @@ from aiecs_llm.redaction import Secret
 from aiecs_llm.resolution import client_class_name, prefix_of, provider_of, registered_spec
 from aiecs_llm.routing import Target
 from aiecs_llm.settings import LLMSettings, check_key
+from aiecs_llm.shutdown import CLOSED_CODE
 from aiecs_llm.state import InProcessState
 from aiecs_llm.validation import check_model_name
 
@@ -57,6 +58,7 @@ class Targets:
         self.own_provider = own.name if own else None
         self.own_litellm_provider = own.litellm_provider if own else prefix_of(default_model)
         self._http_clients: dict[tuple[str, str | None, str | None], Any] = {}
+        self._closed = False
         self._concurrency: WeakKeyDictionary[asyncio.AbstractEventLoop, ConcurrencyLimit] = (
             WeakKeyDictionary()
         )
@@ -144,6 +146,10 @@ class Targets:
         """The HTTP client this client owns for a provider, key and endpoint (None: LiteLLM's
         own handling, for unregistered providers).
         """
+        if self._closed:
+            raise ConfigurationError(
+                f"{self.client_name} was closed while the call was in flight", code=CLOSED_CODE
+            )
         if spec is None:
             return None
         slot = (spec.name, key, base_url)
@@ -158,7 +164,8 @@ class Targets:
         return self._http_clients[slot]
 
     async def close(self) -> None:
-        """Close every HTTP client opened so far."""
+        """Close every HTTP client opened so far; none is opened afterwards."""
+        self._closed = True
         clients, self._http_clients = list(self._http_clients.values()), {}
         for client in clients:
             closer = getattr(client, "close", None) or client.aclose

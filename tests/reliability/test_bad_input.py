@@ -49,7 +49,7 @@ MAX_OUTPUT = 16_384
 # -- strategies --------------------------------------------------------------------------------
 
 # Anything but a mapping (a mapping in a conversation is a message: see message_dicts, and
-# the xfail test of dicts with other keys than role and content).
+# the test of dicts with other keys than role and content).
 not_a_message = st.one_of(
     st.none(),
     st.booleans(),
