@@ -21,7 +21,8 @@ class CallStats:
     """What happened on the way, for the call's record."""
 
     attempts: int = 0
-    """Requests sent (or about to be), over all models tried."""
+    """Requests sent, over all models tried (attempts refused locally, by the circuit breaker,
+    a rate limit or the deadline, are not)."""
 
 
 @dataclass(frozen=True, slots=True)

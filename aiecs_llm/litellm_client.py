@@ -395,7 +395,6 @@ class LiteLLMClient(BaseLLMClient):
             raise
 
     def _build_call(self, request: CallRequest, target: Target, key: str | None) -> PreparedCall:
-        request.stats.attempts += 1
         params: dict[str, Any] = {
             "model": target.litellm_model,
             "messages": [message.model_dump() for message in request.messages],
@@ -442,6 +441,7 @@ class LiteLLMClient(BaseLLMClient):
         params = dict(call.params, timeout=remaining)
         if call.http_client is not None:
             params["client"] = call.http_client
+        call.request.stats.attempts += 1  # only requests that go out count as retries
         try:
             return await _litellm.litellm().acompletion(**params)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
