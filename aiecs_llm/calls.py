@@ -221,6 +221,20 @@ class StreamReading:
             )
 
 
+# Far beyond any model's context window: a larger count is garbage (and one above 2**63 could
+# not even be stored in the ledger).
+_MAX_TOKENS = 10**9
+
+
+def _count(call: PreparedCall, holder: Any, name: str) -> int | None:
+    value: object = getattr(holder, name, None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_TOKENS:
+        raise call.invalid(f"the provider's usage report has {name}={value!r}")
+    return value
+
+
 def _provider_reported_usage(raw: Any) -> bool:
     # LiteLLM takes the usage off the provider's chunks and sends one total at the end, which it
     # counts itself when the provider sent none. The chunks it kept tell which it was.
@@ -265,11 +279,11 @@ def build_response(
         provider=call.provider,
         model=answered_by,
         requested_model=call.params["model"],
-        tokens_used=getattr(usage, "total_tokens", None),
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-        cached_tokens=getattr(prompt_details, "cached_tokens", None),
-        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
+        tokens_used=_count(call, usage, "total_tokens"),
+        prompt_tokens=_count(call, usage, "prompt_tokens"),
+        completion_tokens=_count(call, usage, "completion_tokens"),
+        cached_tokens=_count(call, prompt_details, "cached_tokens"),
+        reasoning_tokens=_count(call, completion_details, "reasoning_tokens"),
         cost_estimate=cost,
         response_time=time.monotonic() - call.started,
         time_to_first_chunk=time_to_first_chunk,

@@ -278,6 +278,24 @@ async def test_an_answer_without_usage_is_an_invalid_response(chaos, figures, pr
     assert "usage report" in result.message
 
 
+@pytest.mark.parametrize("count", [-1, 10**22, 1.5e22], ids=["negative", "huge", "huge float"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_an_absurd_token_count_is_an_invalid_response(chaos, figures, provider, count):
+    # Found by the fuzz test: 1e22 output tokens went into the ledger, whose writer thread
+    # then died on "Python int too large to convert to SQLite INTEGER".
+    path = {
+        "openai": ("usage", "completion_tokens"),
+        "anthropic": ("usage", "output_tokens"),
+        "google": ("usageMetadata", "candidatesTokenCount"),
+    }[provider]
+    chaos.enqueue(MutatedReply(mutate=_mutation(path, count)))
+    figures.inputs_tried += 1
+    figures.requests += 1
+    result, rows = await _outcome(chaos, provider, stream=False)
+    _assert_well_formed(result, rows)
+    assert isinstance(result, InvalidResponseError), repr(result)
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_truncated_json_is_an_invalid_response(chaos, figures, provider):
     chaos.enqueue(Reply.malformed_json())
