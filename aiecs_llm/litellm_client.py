@@ -299,8 +299,8 @@ class LiteLLMClient(BaseLLMClient):
             cache_mode=cache_mode,
         )
         windows = [
-            (m, info.context_window if (info := self.models.info(m)) else None)
-            for m in self._chain(request)
+            (name, info.context_window if (info := self.models.info(name)) else None)
+            for name in self._chain(request)
         ]
         check_context_window(windows, conversation, request.prompt_tokens)
         return request
@@ -445,9 +445,10 @@ class LiteLLMClient(BaseLLMClient):
         try:
             return await _litellm.litellm().acompletion(**params)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
-            error = call.fail(exc)
-            # Its HTTP client closed under it: not the provider's failure.
-            raise (self._in_flight.ended() if self._in_flight.closed else error) from exc
+            error = call.fail(exc)  # translated even when replaced: that drops its tracebacks
+            if self._in_flight.closed:  # its HTTP client was closed under it, not by the provider
+                error = self._in_flight.ended()
+            raise error from exc
 
     async def _open_stream(self, call: PreparedCall) -> tuple[Any, StreamReading, str | None]:
         # Until the caller has seen text, nothing is lost by starting again, so the attempt

@@ -4,7 +4,8 @@ A call waits in a few places: for a concurrency slot or the rate limiter, betwee
 the provider's answer, for the next chunk of a stream. Each of those waits runs inside a scope
 of the client's ``InFlight``; ``close()`` expires every open scope, which cancels the wait the
 way ``asyncio.timeout`` does, and the scope turns that into ``ConfigurationError`` (code
-``client_closed``, no status). So a call ended by ``close()`` is neither retried nor counted
+``client_closed``, no status; a stream that already yielded text wraps it in
+``StreamInterruptedError``). So a call ended by ``close()`` is neither retried nor counted
 against the route by the shared circuit breaker, and nothing waits for an idle timeout: the
 HTTP client closing under a stream does not always wake its reader.
 """

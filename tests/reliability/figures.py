@@ -193,8 +193,9 @@ The figures are printed at the end of every run of the suite as well.
    every client and provider concurrency slot and rate-limiter place is released, no budget
    reservation is left, the ledger has one row per call started, no task is left pending.
    `close()` ends the calls and streams in flight at once (no idle timeout), as
-   `ConfigurationError` with code `client_closed` that the shared circuit breaker does not
-   count, and leaves no HTTP client or connection open.
+   `ConfigurationError` with code `client_closed` (a stream past its first text:
+   `StreamInterruptedError`) that the shared circuit breaker does not count, and leaves no
+   HTTP client or connection open.
 
 ## Known bugs
 

@@ -7,7 +7,6 @@ and no task may be left behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections import Counter
@@ -292,10 +291,14 @@ async def test_closing_one_client_does_not_break_the_route_for_others(figures, p
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "google"])
 async def test_close_ends_streams_in_flight_at_once(figures, provider):
+    errors: list[aiecs_llm.LLMClientError] = []
+
     async def read(stream: Any) -> float:
-        with contextlib.suppress(aiecs_llm.LLMClientError):
+        try:
             async for _ in stream:
                 pass
+        except aiecs_llm.LLMClientError as error:
+            errors.append(error)
         return time.monotonic()
 
     rng = random.Random(SEED)
@@ -320,3 +323,7 @@ async def test_close_ends_streams_in_flight_at_once(figures, provider):
             assert max(ended) - closed < IDLE / 2, (
                 "a stream outlived close() until its idle timeout"
             )
+    assert errors, "close() came after every stream had ended: the test proves nothing"
+    for error in errors:  # ended by close(), saying so, and nothing the breaker would count
+        assert error.status_code is None, repr(error)
+        assert error.code == "client_closed" or "was closed" in error.message, repr(error)
