@@ -24,11 +24,14 @@ provider's own error code, e.g. ``insufficient_quota``, ``overloaded_error``,
 ``RESOURCE_EXHAUSTED``), keeps the original exception as ``__cause__``, and never contains an
 API key. Its message is the provider's own message when the provider sent one.
 
-Classification is by HTTP status first and LiteLLM exception class second, because the status is
-what the provider actually returned while LiteLLM's class is its own guess, and LiteLLM maps some
-statuses wrongly (a 403 on the OpenAI path arrives as ``litellm.APIError``; Anthropic's 529
-arrives as a 500 ``InternalServerError``). The class is used when it is *more specific* than the
-status (``ContextWindowExceededError`` below 400) or when there is no status at all.
+An answer that arrived but could not be read is recognised first (a parsing failure in the
+exception chain, or LiteLLM's words for one), since LiteLLM reports it as a 500 or a 422 of its
+own. Otherwise classification is by HTTP status first and LiteLLM exception class second,
+because the status is what the provider actually returned while LiteLLM's class is its own
+guess, and LiteLLM maps some statuses wrongly (a 403 on the OpenAI path arrives as
+``litellm.APIError``; Anthropic's 529 arrives as a 500 ``InternalServerError``). The class is
+used when it is *more specific* than the status (``ContextWindowExceededError`` below 400) or
+when there is no status at all.
 """
 
 from __future__ import annotations

@@ -59,7 +59,9 @@ class ProviderSettings(BaseModel):
 
     @field_validator("api_key", "api_keys")
     @classmethod
-    def _keys_fit_in_a_header(cls, value: SecretStr | list[SecretStr] | None) -> object:
+    def _keys_fit_in_a_header(
+        cls, value: SecretStr | list[SecretStr] | None
+    ) -> SecretStr | list[SecretStr] | None:
         for key in value if isinstance(value, list) else [value]:
             if key is not None:
                 check_key(key.get_secret_value())

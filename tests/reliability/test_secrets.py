@@ -508,7 +508,7 @@ async def test_an_application_logging_the_error_with_its_traceback_leaks_no_key(
     chaos, figures, renderer
 ):
     previous = structlog.get_config()
-    replies = ("server_error", "reset_connection", "cut_mid_stream")
+    replies = ("server_error", "cut_mid_stream")
     logged = 0
     try:
         out = _log_the_failure(renderer)
@@ -532,7 +532,7 @@ async def test_an_application_logging_the_error_with_its_traceback_leaks_no_key(
     finally:
         structlog.configure(**previous)
     figures.requests += len(PROVIDERS) * len(LOGGED_KEYS) * 2 * len(replies)
-    assert out.getvalue().count("llm call failed") == logged >= 30
+    assert out.getvalue().count("llm call failed") == logged == len(PROVIDERS) * 2 * 2 * 2
     # The locals were rendered (so the check below is not vacuous), the key's only as ***.
     assert "'***'" in out.getvalue()
     figures.leak_checks += 1
