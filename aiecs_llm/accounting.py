@@ -101,18 +101,21 @@ class Accounting:
     def failed(
         self,
         request: CallRequest,
-        error: LLMClientError | None,
+        error: Exception | None,
         reservation: BudgetReservation | None,
     ) -> None:
-        """Account a call that failed (``error``) or was cancelled (``None``)."""
+        """Account a call that failed (``error``: ours, or any other exception that escaped)
+        or was cancelled (``None``).
+        """
         provider, _, model = request.primary_model.partition("/")
+        ours = error if isinstance(error, LLMClientError) else None
         record = _record(
             request,
-            provider=(error.provider if error else None) or provider,
-            model=(error.model if error else None) or model or provider,
+            provider=(ours.provider if ours else None) or provider,
+            model=(ours.model if ours else None) or model or provider,
             outcome="error" if error is not None else "cancelled",
             error_class=type(error).__name__ if error is not None else None,
-            status_code=error.status_code if error is not None else None,
+            status_code=ours.status_code if ours else None,
         )
         self._finish(record, reservation)
 

@@ -5,7 +5,8 @@ stream chunks) into ``LLMResponse``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,7 +21,8 @@ class CallStats:
     """What happened on the way, for the call's record."""
 
     attempts: int = 0
-    """Requests sent (or about to be), over all models tried."""
+    """Requests sent, over all models tried (attempts refused locally, by the circuit breaker,
+    a rate limit or the deadline, are not)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +61,16 @@ class PreparedCall:
     """One attempt's request on one route: what goes to LiteLLM and what accounting needs."""
 
     request: CallRequest
-    params: dict[str, Any]
+    params: dict[str, Any] = field(repr=False)
+    """What goes to ``litellm.acompletion``, the key included."""
     model: str
     provider: str
     litellm_provider: str
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...] = field(repr=False)
     http_client: Any
     overrides: Mapping[str, TokenPrice]
     usage_expected: bool
-    """The provider always reports usage at the end of a stream."""
+    """The provider always reports usage (for a stream, at its end, since we ask for it)."""
     reservation: Any = None
     """The rate-limit reservation this call holds, settled to the real token count."""
 
@@ -90,6 +93,22 @@ class PreparedCall:
         """``exc`` translated into our error tree, keys redacted, for ``raise ... from exc``."""
         return translate_error(exc, provider=self.provider, model=self.model, secrets=self.secrets)
 
+    def invalid(self, message: str) -> InvalidResponseError:
+        """The error for an answer that arrived but cannot be used."""
+        return InvalidResponseError(message, provider=self.provider, model=self.model)
+
+    @contextmanager
+    def reading_answer(self) -> Iterator[None]:
+        """Reading what LiteLLM made of the answer: a value of a type nobody expected fails as
+        ``InvalidResponseError`` (with the original on ``__cause__``), not as a bare exception.
+        """
+        try:
+            yield
+        except LLMClientError:
+            raise
+        except Exception as exc:  # the boundary for everything built from the answer
+            raise self.invalid(f"the provider's answer could not be read: {exc}") from exc
+
     def settle(self, response: LLMResponse) -> None:
         """Correct the rate-limit reservation to the tokens really used."""
         if self.reservation is not None and response.tokens_used is not None:
@@ -100,21 +119,29 @@ def to_response(raw: Any, call: PreparedCall, fallback_from: str | None = None) 
     """Read a LiteLLM ``ModelResponse`` into an ``LLMResponse``."""
     choices = getattr(raw, "choices", None)
     if not choices:
-        raise InvalidResponseError(
-            "the provider's answer has no choices",
-            provider=call.provider,
-            model=call.model,
-        )
+        raise call.invalid("the provider's answer has no choices")
+    usage = getattr(raw, "usage", None)
+    # LiteLLM fills in zeros when the provider's body had no usage; no real prompt is 0 tokens.
+    if call.usage_expected and not getattr(usage, "prompt_tokens", None):
+        raise call.invalid("the provider's answer has no usage report")
     message = getattr(choices[0], "message", None)
-    return build_response(
-        call,
-        content=getattr(message, "content", None) or "",
-        model=getattr(raw, "model", None),
-        usage=getattr(raw, "usage", None),
-        finish_reason=getattr(choices[0], "finish_reason", None),
-        fallback_from=fallback_from,
-        litellm_cost=_litellm_cost(raw),
-    )
+    content = getattr(message, "content", None)
+    if content is not None and not isinstance(content, str):
+        raise call.invalid(f"the provider's answer has a {type(content).__name__} as its text")
+    with call.reading_answer():
+        return build_response(
+            call,
+            content=content or "",
+            model=_text(getattr(raw, "model", None)),
+            usage=usage,
+            finish_reason=getattr(choices[0], "finish_reason", None),
+            fallback_from=fallback_from,
+            litellm_cost=_litellm_cost(raw),
+        )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _litellm_cost(raw: Any) -> float | None:
@@ -126,8 +153,10 @@ def _litellm_cost(raw: Any) -> float | None:
 class StreamReading:
     """Collects what a LiteLLM stream says besides the text: model, usage, finish reason."""
 
-    def __init__(self, call: PreparedCall) -> None:
+    def __init__(self, call: PreparedCall, raw: Any = None) -> None:
         self.call = call
+        self.raw = raw
+        """The stream being read: LiteLLM's, for where its usage report came from."""
         self.parts: list[str] = []
         self.model: str | None = None
         self.usage: Any = None
@@ -145,13 +174,15 @@ class StreamReading:
         # name survives in the hidden params.
         hidden = getattr(chunk, "_hidden_params", None)
         served = hidden.get("provider_response_model") if isinstance(hidden, dict) else None
-        self.model = served or self.model or getattr(chunk, "model", None)
+        self.model = _text(served) or self.model or _text(getattr(chunk, "model", None))
         self.usage = getattr(chunk, "usage", None) or self.usage
         choices = getattr(chunk, "choices", None) or ()
         if not choices:
             return ""
         self.finish_reason = getattr(choices[0], "finish_reason", None) or self.finish_reason
         text = getattr(getattr(choices[0], "delta", None), "content", None) or ""
+        if not isinstance(text, str):
+            raise self.call.invalid(f"a streamed chunk has a {type(text).__name__} as its text")
         if text:
             if self.first_chunk_at is None:
                 self.first_chunk_at = time.monotonic()
@@ -166,6 +197,8 @@ class StreamReading:
                 provider=self.call.provider,
                 model=self.call.model,
             )
+        if self.usage is not None and not _provider_reported_usage(self.raw):
+            self.usage = None  # LiteLLM's own count: not the provider's figures
         if self.usage is None and self.call.usage_expected:
             # These providers always end a healthy stream with a usage report (we ask for it);
             # LiteLLM papers over some broken streams with a made-up "stop", so its absence is
@@ -176,15 +209,39 @@ class StreamReading:
                 model=self.call.model,
             )
         first = self.first_chunk_at
-        return build_response(
-            self.call,
-            content=self.text,
-            model=self.model,
-            usage=self.usage,
-            finish_reason=self.finish_reason,
-            time_to_first_chunk=None if first is None else first - self.call.started,
-            fallback_from=fallback_from,
-        )
+        with self.call.reading_answer():
+            return build_response(
+                self.call,
+                content=self.text,
+                model=self.model,
+                usage=self.usage,
+                finish_reason=self.finish_reason,
+                time_to_first_chunk=None if first is None else first - self.call.started,
+                fallback_from=fallback_from,
+            )
+
+
+# Far beyond any model's context window: a larger count is garbage (and one above 2**63 could
+# not even be stored in the ledger).
+_MAX_TOKENS = 10**9
+
+
+def _count(call: PreparedCall, holder: Any, name: str) -> int | None:
+    value: object = getattr(holder, name, None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_TOKENS:
+        raise call.invalid(f"the provider's usage report has {name}={value!r}")
+    return value
+
+
+def _provider_reported_usage(raw: Any) -> bool:
+    # LiteLLM takes the usage off the provider's chunks and sends one total at the end, which it
+    # counts itself when the provider sent none. The chunks it kept tell which it was.
+    kept = getattr(raw, "chunks", None)
+    if not isinstance(kept, list):
+        return True  # not a LiteLLM stream: any usage in it is the provider's
+    return any(getattr(chunk, "usage", None) is not None for chunk in kept)
 
 
 def build_response(
@@ -222,11 +279,11 @@ def build_response(
         provider=call.provider,
         model=answered_by,
         requested_model=call.params["model"],
-        tokens_used=getattr(usage, "total_tokens", None),
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-        cached_tokens=getattr(prompt_details, "cached_tokens", None),
-        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
+        tokens_used=_count(call, usage, "total_tokens"),
+        prompt_tokens=_count(call, usage, "prompt_tokens"),
+        completion_tokens=_count(call, usage, "completion_tokens"),
+        cached_tokens=_count(call, prompt_details, "cached_tokens"),
+        reasoning_tokens=_count(call, completion_details, "reasoning_tokens"),
         cost_estimate=cost,
         response_time=time.monotonic() - call.started,
         time_to_first_chunk=time_to_first_chunk,

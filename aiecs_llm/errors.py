@@ -24,11 +24,14 @@ provider's own error code, e.g. ``insufficient_quota``, ``overloaded_error``,
 ``RESOURCE_EXHAUSTED``), keeps the original exception as ``__cause__``, and never contains an
 API key. Its message is the provider's own message when the provider sent one.
 
-Classification is by HTTP status first and LiteLLM exception class second, because the status is
-what the provider actually returned while LiteLLM's class is its own guess, and LiteLLM maps some
-statuses wrongly (a 403 on the OpenAI path arrives as ``litellm.APIError``; Anthropic's 529
-arrives as a 500 ``InternalServerError``). The class is used when it is *more specific* than the
-status (``ContextWindowExceededError`` below 400) or when there is no status at all.
+An answer that arrived but could not be read is recognised first (a parsing failure in the
+exception chain, or LiteLLM's words for one), since LiteLLM reports it as a 500 or a 422 of its
+own. Otherwise classification is by HTTP status first and LiteLLM exception class second,
+because the status is what the provider actually returned while LiteLLM's class is its own
+guess, and LiteLLM maps some statuses wrongly (a 403 on the OpenAI path arrives as
+``litellm.APIError``; Anthropic's 529 arrives as a 500 ``InternalServerError``). The class is
+used when it is *more specific* than the status (``ContextWindowExceededError`` below 400) or
+when there is no status at all.
 """
 
 from __future__ import annotations
@@ -241,9 +244,16 @@ def translate_error(
     """Turn any exception raised while talking to a provider into the matching LLMClientError.
 
     The caller raises the result ``from exc``. Already-translated errors pass through.
+    ``exc`` and what it chains lose their tracebacks: the frames of LiteLLM, the OpenAI SDK and
+    httpx hold the key in their locals, and an application that logs the error with its
+    traceback (rich, structlog's ``dict_tracebacks``) would print them. Their types and
+    messages stay.
     """
     if isinstance(exc, LLMClientError):
         return exc
+    for link in _chain_of(exc):
+        if not isinstance(link, LLMClientError):
+            link.__traceback__ = None
     wrapped = getattr(exc, "original_exception", None)
     if type(exc).__name__ == "MidStreamFallbackError" and isinstance(wrapped, BaseException):
         # LiteLLM wraps whatever broke a stream, even a 429 before the first chunk; the stream
@@ -255,6 +265,15 @@ def translate_error(
         # mistake, not an outage, so it must not be retried or reported as a 500.
         return ConfigurationError(raw_message, provider=provider, model=model)
     chain = _chain_of(exc)
+    if _unparseable(chain, raw_message):
+        # LiteLLM reports an answer it could not read as a 500 or a 422 of its own making; the
+        # provider did answer, so it is neither an outage to retry nor the caller's mistake.
+        # The message is LiteLLM's first line: the rest is its Python traceback.
+        return InvalidResponseError(
+            f"the provider's answer could not be read: {raw_message.splitlines()[0]}",
+            provider=provider or getattr(exc, "llm_provider", None) or None,
+            model=model or getattr(exc, "model", None) or None,
+        )
     body = next((b for b in (getattr(e, "body", None) for e in chain) if isinstance(b, dict)), None)
     said = _provider_error(raw_message, body)
     code = said.code or _first_text(
@@ -270,6 +289,33 @@ def translate_error(
         "code": code,
     }
     return error_class(said.message or raw_message, **context)
+
+
+# What reading a malformed body raises (pydantic's ValidationError counts by name: this module
+# does not import pydantic's internals for it).
+_PARSE_FAILURES = (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, LookupError)
+_PARSE_FAILURE_NAMES = frozenset({"ValidationError"})
+# Failures of the transport or a real HTTP error status: what broke was not the answer's body.
+_TRANSPORT_NAMES = frozenset({"TransportError", "ClientError", "HTTPStatusError", "APIStatusError"})
+# LiteLLM's words when it could not read a 200 answer (its exception then says 500 or 422).
+_UNREADABLE_MARKERS = (
+    "Unable to get json response",
+    "Error converting to valid response block",
+    "Empty or invalid response from LLM endpoint",
+)
+
+
+def _unparseable(chain: list[BaseException], message: str) -> bool:
+    """Whether the provider's answer arrived but could not be read."""
+    # LiteLLM's own classes are left out: they subclass openai's status errors whatever the
+    # status really was.
+    foreign = [error for error in chain if not type(error).__module__.startswith("litellm")]
+    names = {klass.__name__ for error in foreign for klass in type(error).__mro__}
+    if names & _TRANSPORT_NAMES or any(isinstance(e, OSError | TimeoutError) for e in chain):
+        return False
+    if any(marker in message for marker in _UNREADABLE_MARKERS):
+        return True
+    return any(isinstance(e, _PARSE_FAILURES) for e in chain) or bool(names & _PARSE_FAILURE_NAMES)
 
 
 def _classify(exc: BaseException, status: int | None, message: str) -> type[LLMClientError]:

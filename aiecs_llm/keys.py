@@ -17,7 +17,7 @@ from typing_extensions import override
 
 from aiecs_llm.clock import SYSTEM_CLOCK, Clock
 from aiecs_llm.errors import AuthenticationError, RateLimitError
-from aiecs_llm.redaction import fingerprint
+from aiecs_llm.redaction import Secret, fingerprint
 
 __all__ = ["DEFAULT_KEY_COOLDOWN", "KeyPool", "KeyState", "KeyStatus"]
 
@@ -95,7 +95,7 @@ class KeyPool:
         self._provider = provider
         self._clock = clock
         self._default_cooldown = default_cooldown
-        self._keys = [_Key(secret=key, fingerprint=fingerprint(key)) for key in unique]
+        self._keys = [_Key(secret=Secret(key), fingerprint=fingerprint(key)) for key in unique]
         self._by_secret = {entry.secret: entry for entry in self._keys}
         self._next = 0
 

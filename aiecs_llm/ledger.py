@@ -232,7 +232,8 @@ class UsageLedger:
         self._in_memory = self._label == _MEMORY
         try:
             connection = _open(self.path)
-        except sqlite3.Error as error:
+        # ValueError: a NUL in the path ("embedded null byte"); OSError: the path is unusable.
+        except (sqlite3.Error, ValueError, OSError) as error:
             raise ConfigurationError(
                 f"usage ledger {self._label} cannot be opened for writing: {error}"
             ) from error

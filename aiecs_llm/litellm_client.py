@@ -8,7 +8,6 @@ Every call, plain or streamed, is validated once before any HTTP, then handed to
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from functools import partial
@@ -43,11 +42,19 @@ from aiecs_llm.resolution import (
 )
 from aiecs_llm.routing import Answer, Router, Target
 from aiecs_llm.settings import LLMSettings
+from aiecs_llm.shutdown import InFlight
 from aiecs_llm.state import InProcessState
 from aiecs_llm.streaming import TextStream
 from aiecs_llm.targets import Targets
 from aiecs_llm.types import LLMMessage, LLMResponse
-from aiecs_llm.validation import check_max_tokens, check_messages, check_seconds, check_temperature
+from aiecs_llm.validation import (
+    check_context_window,
+    check_extra_parameters,
+    check_max_tokens,
+    check_messages,
+    check_seconds,
+    check_temperature,
+)
 
 _log = structlog.get_logger("aiecs_llm")
 # Per-call keyword arguments that are ours, not LiteLLM's.
@@ -133,6 +140,7 @@ class LiteLLMClient(BaseLLMClient):
         )
         self.cache = cache or accounting.DEFAULTS.cache(self.settings.cache)
         self.models = ModelManager(self.settings, self.settings.fallbacks)
+        check_extra_parameters(default_params, error=ConfigurationError)
         self._default_params = default_params
         self._state = state or shared_state.DEFAULT_STATE
         resilience = self.settings.resilience
@@ -153,7 +161,7 @@ class LiteLLMClient(BaseLLMClient):
             base_url=base_url,
             timeout=self.timeout,
         )
-        self._closed = False
+        self._in_flight = InFlight(type(self).__name__)
         super().__init__(
             self._targets.own_provider or self._targets.own_litellm_provider or "litellm"
         )
@@ -165,7 +173,7 @@ class LiteLLMClient(BaseLLMClient):
         key = "set" if self._targets.own_key else "from config"
         return (
             f"{type(self).__name__}(provider={self.provider_name!r}, "
-            f"model={self.default_model!r}, api_key={key}, closed={self._closed})"
+            f"model={self.default_model!r}, api_key={key}, closed={self._in_flight.closed})"
         )
 
     @override
@@ -203,16 +211,13 @@ class LiteLLMClient(BaseLLMClient):
         reservation = None
         try:
             reservation = self._reserve(request)
-            answer = await self._answer(request)
+            async with self._in_flight.scope():
+                answer = await self._answer(request)
             async with answer.lease:
                 response = to_response(answer.value, answer.call, answer.fallback_from)
                 answer.call.settle(response)
-        except LLMClientError as error:
-            self.accounting.failed(request, error, reservation)
-            self._log_failure(error, request)
-            raise
-        except BaseException:
-            self.accounting.failed(request, None, reservation)  # cancelled: still accounted
+        except BaseException as error:
+            self._account_failure(request, error, reservation)
             raise
         self.accounting.succeeded(request, response, reservation)
         _events.request_completed(response, stream=False, messages=self._logged(request))
@@ -239,10 +244,14 @@ class LiteLLMClient(BaseLLMClient):
 
     @override
     async def close(self) -> None:
-        """Close the HTTP clients this client opened; idempotent."""
-        if self._closed:
+        """End the calls in flight, then close the HTTP clients this client opened; idempotent.
+
+        A call or stream still running fails with ``ConfigurationError`` (code
+        ``client_closed``); a call made afterwards fails the same way before anything is sent.
+        """
+        if self._in_flight.closed:
             return
-        self._closed = True
+        await self._in_flight.close()
         await self._targets.close()
 
     def _request(
@@ -255,9 +264,10 @@ class LiteLLMClient(BaseLLMClient):
         *,
         stream: bool,
     ) -> CallRequest:
-        if self._closed:
-            raise ConfigurationError(f"{type(self).__name__} is closed")
+        if self._in_flight.closed:
+            raise self._in_flight.refused()
         conversation = check_messages(messages)
+        check_extra_parameters(extra, _OUR_PARAMETERS)
         primary = self._targets.resolve_model(model)
         _, litellm_provider = provider_of(primary)
         tokens = max_tokens if max_tokens is not None else self.settings.defaults.max_tokens
@@ -274,7 +284,7 @@ class LiteLLMClient(BaseLLMClient):
         call_tags = extra.get("tags") or {}
         if not isinstance(call_tags, Mapping):
             raise ConfigurationError("tags must be a mapping of names to values")
-        return CallRequest(
+        request = CallRequest(
             primary_model=primary,
             messages=conversation,
             temperature=None if temperature is None else check_temperature(temperature),
@@ -288,6 +298,12 @@ class LiteLLMClient(BaseLLMClient):
             tags={**self.tags, **{str(k): str(v) for k, v in call_tags.items()}},
             cache_mode=cache_mode,
         )
+        windows = [
+            (name, info.context_window if (info := self.models.info(name)) else None)
+            for name in self._chain(request)
+        ]
+        check_context_window(windows, conversation, request.prompt_tokens)
+        return request
 
     def _chain(self, request: CallRequest) -> list[str]:
         fallbacks = self.settings.fallbacks
@@ -379,7 +395,6 @@ class LiteLLMClient(BaseLLMClient):
             raise
 
     def _build_call(self, request: CallRequest, target: Target, key: str | None) -> PreparedCall:
-        request.stats.attempts += 1
         params: dict[str, Any] = {
             "model": target.litellm_model,
             "messages": [message.model_dump() for message in request.messages],
@@ -418,23 +433,29 @@ class LiteLLMClient(BaseLLMClient):
         )
 
     async def _send(self, call: PreparedCall) -> Any:
+        if self._in_flight.closed:  # closed while this call waited for its limits
+            raise self._in_flight.ended()
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             raise call.fail(TimeoutError(f"no time left of the {call.request.timeout:g}s timeout"))
         params = dict(call.params, timeout=remaining)
         if call.http_client is not None:
             params["client"] = call.http_client
+        call.request.stats.attempts += 1  # only requests that go out count as retries
         try:
             return await _litellm.litellm().acompletion(**params)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
-            raise call.fail(exc) from exc
+            error = call.fail(exc)  # translated even when replaced: that drops its tracebacks
+            if self._in_flight.closed:  # its HTTP client was closed under it, not by the provider
+                error = self._in_flight.ended()
+            raise error from exc
 
     async def _open_stream(self, call: PreparedCall) -> tuple[Any, StreamReading, str | None]:
         # Until the caller has seen text, nothing is lost by starting again, so the attempt
         # (and with it retries and fallbacks) lasts until the first text chunk. Provider errors
         # often arrive only there, not with the HTTP response headers.
         raw = await self._send(call)
-        reading = StreamReading(call)
+        reading = StreamReading(call, raw)
         try:
             while (chunk := await self._next_chunk(raw)) is not None:
                 if text := reading.add(chunk):
@@ -461,13 +482,10 @@ class LiteLLMClient(BaseLLMClient):
         reservation = None
         try:
             reservation = self._reserve(request)
-            answer = await self._route(request, self._open_stream)
-        except LLMClientError as error:
-            self.accounting.failed(request, error, reservation)
-            self._log_failure(error, request)
-            raise
-        except BaseException:
-            self.accounting.failed(request, None, reservation)
+            async with self._in_flight.scope():
+                answer = await self._route(request, self._open_stream)
+        except BaseException as error:
+            self._account_failure(request, error, reservation)
             raise
         raw, reading, text = answer.value
         call = reading.call
@@ -507,7 +525,7 @@ class LiteLLMClient(BaseLLMClient):
     async def _next_chunk(self, raw: Any) -> Any:
         idle = self.settings.resilience.stream_idle_timeout
         try:
-            async with asyncio.timeout(idle):
+            async with self._in_flight.scope(idle):
                 return await anext(raw, None)
         except TimeoutError:
             raise TimeoutError(f"the stream went silent for {idle:g}s") from None
@@ -522,6 +540,18 @@ class LiteLLMClient(BaseLLMClient):
 
     def _logged(self, request: CallRequest) -> tuple[LLMMessage, ...] | None:
         return request.messages if self.log_content else None
+
+    def _account_failure(
+        self, request: CallRequest, error: BaseException, reservation: BudgetReservation | None
+    ) -> None:
+        """The one record of a call that did not answer."""
+        if isinstance(error, LLMClientError):
+            self.accounting.failed(request, error, reservation)
+            self._log_failure(error, request)
+        elif isinstance(error, Exception):  # a bug, ours or LiteLLM's: still an error
+            self.accounting.failed(request, error, reservation)
+        else:  # cancelled, or the consumer stopped early: still accounted
+            self.accounting.failed(request, None, reservation)
 
     def _log_failure(self, error: LLMClientError, request: CallRequest) -> None:
         latency = time.monotonic() - request.started

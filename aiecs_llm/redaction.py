@@ -12,6 +12,9 @@ import hashlib
 import re
 from collections.abc import Iterable
 from functools import cache
+from typing import SupportsIndex
+
+from typing_extensions import override
 
 REDACTED = "***"
 
@@ -24,6 +27,24 @@ _KEY_PATTERNS = re.compile(
     r"|AIza[0-9A-Za-z_\-]{20,}"  # Google
     r"|(?<=[?&]key=)[^&\s'\"]+"  # a key in a query string (Gemini's ?key=)
 )
+
+
+class Secret(str):
+    """A key as the library carries it to LiteLLM: the value itself wherever it is used as a
+    string, ``'***'`` wherever it is shown. Tracebacks rendered with their locals (rich,
+    structlog's ``dict_tracebacks``) show the frames' variables by ``repr``, and a slice of it
+    (which renderers take of long strings) is a ``Secret`` too.
+    """
+
+    __slots__ = ()
+
+    @override
+    def __repr__(self) -> str:
+        return repr(REDACTED)
+
+    @override
+    def __getitem__(self, index: SupportsIndex | slice) -> Secret:
+        return Secret(super().__getitem__(index))
 
 
 @cache

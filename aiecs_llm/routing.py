@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -54,7 +54,7 @@ class Target:
     provider: str
     keys: KeyPool | None
     """Several keys to rotate through; None with one key or none."""
-    key: str | None
+    key: str | None = field(repr=False)
     """The only key, when there is exactly one."""
     base_url: str | None
     limits: ProviderLimits

@@ -14,7 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aiecs_llm.errors import ConfigurationError
@@ -49,12 +57,31 @@ class ProviderSettings(BaseModel):
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)
 
+    @field_validator("api_key", "api_keys")
+    @classmethod
+    def _keys_fit_in_a_header(
+        cls, value: SecretStr | list[SecretStr] | None
+    ) -> SecretStr | list[SecretStr] | None:
+        for key in value if isinstance(value, list) else [value]:
+            if key is not None:
+                check_key(key.get_secret_value())
+        return value
+
     def all_keys(self) -> list[SecretStr]:
         """Every configured key, the single ``api_key`` first, without duplicates."""
         seen: dict[str, SecretStr] = {}
         for key in ([self.api_key] if self.api_key else []) + self.api_keys:
             seen.setdefault(key.get_secret_value(), key)
         return list(seen.values())
+
+
+def check_key(key: str) -> None:
+    """Raise ``ValueError`` (which never quotes the key) unless ``key`` can be sent as an HTTP
+    header value: printable ASCII only. A pasted key with a typographic character or a line
+    break otherwise fails every call deep inside the HTTP client, as a retried "500".
+    """
+    if not all(" " <= char <= "~" for char in key):
+        raise ValueError("an API key may hold printable ASCII characters only")
 
 
 class Defaults(BaseModel):
@@ -218,6 +245,13 @@ class _Environment(BaseSettings):
     budget_timezone: str | None = Field(default=None, validation_alias="LLM_BUDGET_TIMEZONE")
     usage_db: str | None = Field(default=None, validation_alias="LLM_USAGE_DB")
 
+    @field_validator("openai_api_key", "anthropic_api_key", "google_api_key")
+    @classmethod
+    def _key_fits_in_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_key(value.get_secret_value())
+        return value
+
     def as_layer(self) -> dict[str, Any]:
         providers: dict[str, dict[str, Any]] = {
             "openai": {
@@ -270,12 +304,15 @@ def _read_environment() -> _Environment:
 def _numbered_keys(variable: str) -> list[str]:
     """``OPENAI_API_KEY_1``, ``OPENAI_API_KEY_2``, ... in numeric order (gaps allowed)."""
     pattern = re.compile(rf"^{re.escape(variable)}_(\d+)$")
-    numbered = [
-        (int(match.group(1)), value)
-        for name, value in os.environ.items()
-        if (match := pattern.match(name)) and value.strip()
-    ]
-    return [value.strip() for _, value in sorted(numbered)]
+    numbered = []
+    for name, value in os.environ.items():
+        if (match := pattern.match(name)) and value.strip():
+            try:
+                check_key(value.strip())
+            except ValueError as exc:
+                raise ConfigurationError(f"invalid environment variable {name}: {exc}") from None
+            numbered.append((int(match.group(1)), value.strip()))
+    return [value for _, value in sorted(numbered)]
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -286,6 +323,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigurationError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"config file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from None
 

@@ -14,13 +14,16 @@ from weakref import WeakKeyDictionary
 from pydantic import SecretStr
 
 from aiecs_llm import _litellm
-from aiecs_llm.errors import ConfigurationError
+from aiecs_llm.errors import ConfigurationError, InvalidRequestError
 from aiecs_llm.limits import ConcurrencyLimit
 from aiecs_llm.provider_spec import ProviderSpec
+from aiecs_llm.redaction import Secret
 from aiecs_llm.resolution import client_class_name, prefix_of, provider_of, registered_spec
 from aiecs_llm.routing import Target
-from aiecs_llm.settings import LLMSettings
+from aiecs_llm.settings import LLMSettings, check_key
+from aiecs_llm.shutdown import CLOSED_CODE
 from aiecs_llm.state import InProcessState
+from aiecs_llm.validation import check_model_name
 
 
 class Targets:
@@ -44,12 +47,18 @@ class Targets:
         self.client_name = client_name
         self.default_model = default_model
         self.timeout = timeout
+        if api_key:
+            try:
+                check_key(api_key)
+            except ValueError as exc:
+                raise ConfigurationError(f"api_key: {exc}") from None
         self._api_key = SecretStr(api_key) if api_key else None
         self._base_url = base_url
         own = spec or registered_spec(prefix_of(default_model))
         self.own_provider = own.name if own else None
         self.own_litellm_provider = own.litellm_provider if own else prefix_of(default_model)
         self._http_clients: dict[tuple[str, str | None, str | None], Any] = {}
+        self._closed = False
         self._concurrency: WeakKeyDictionary[asyncio.AbstractEventLoop, ConcurrencyLimit] = (
             WeakKeyDictionary()
         )
@@ -57,12 +66,14 @@ class Targets:
     @property
     def own_key(self) -> str | None:
         """The key given to the client's constructor, for redaction."""
-        return self._api_key.get_secret_value() if self._api_key else None
+        return Secret(self._api_key.get_secret_value()) if self._api_key else None
 
     def resolve_model(self, model: str | None) -> str:
         """The LiteLLM model string a call uses: the call's, the client's, the config's, or the
         provider's default.
         """
+        if model is not None and not isinstance(model, str):
+            raise InvalidRequestError(f"model must be a string, got {type(model).__name__}")
         chosen = model or self.default_model or self.settings.defaults.model
         if chosen is None and self.spec is not None:
             chosen = self.spec.default_model
@@ -78,8 +89,8 @@ class Targets:
         provider (a fallback, say) keeps its prefix.
         """
         if self.spec is None or registered_spec(prefix_of(model)) is not None:
-            return model
-        return f"{self.spec.litellm_provider}/{model}"
+            return check_model_name(model)
+        return check_model_name(f"{self.spec.litellm_provider}/{model}")
 
     def target(self, model: str) -> Target:
         """Everything an attempt on ``model`` needs, in the running event loop."""
@@ -107,7 +118,7 @@ class Targets:
         )
 
     def target_base_url(self, model: str) -> str | None:
-        """The endpoint a call to ``model`` goes to (None: the provider's public one)."""
+        """The endpoint a call to ``model`` goes to (None: LiteLLM's default for the provider)."""
         litellm_provider = provider_of(self.with_prefix(model))[1]
         return self._base_url_for(registered_spec(litellm_provider), litellm_provider)
 
@@ -117,10 +128,13 @@ class Targets:
         """
         own = self.own_litellm_provider in (None, spec.litellm_provider)
         if own and self._api_key:
-            return [self._api_key.get_secret_value()]
+            return [Secret(self._api_key.get_secret_value())]
         configured = self.settings.provider(spec.name)
-        keys = [key.get_secret_value() for key in configured.all_keys()]
-        if not keys and self._base_url_for(spec, spec.litellm_provider) is None:
+        keys: list[str] = [Secret(key.get_secret_value()) for key in configured.all_keys()]
+        if not keys and self._base_url_for(spec, spec.litellm_provider) in (
+            None,
+            spec.default_base_url,
+        ):
             client_name = self.client_name if self.spec else client_class_name(spec)
             raise ConfigurationError(
                 f"no API key for {spec.name}: set the {spec.api_key_env} environment variable "
@@ -132,6 +146,10 @@ class Targets:
         """The HTTP client this client owns for a provider, key and endpoint (None: LiteLLM's
         own handling, for unregistered providers).
         """
+        if self._closed:
+            raise ConfigurationError(
+                f"{self.client_name} was closed while the call was in flight", code=CLOSED_CODE
+            )
         if spec is None:
             return None
         slot = (spec.name, key, base_url)
@@ -146,7 +164,8 @@ class Targets:
         return self._http_clients[slot]
 
     async def close(self) -> None:
-        """Close every HTTP client opened so far."""
+        """Close every HTTP client opened so far; none is opened afterwards."""
+        self._closed = True
         clients, self._http_clients = list(self._http_clients.values()), {}
         for client in clients:
             closer = getattr(client, "close", None) or client.aclose
@@ -164,15 +183,19 @@ class Targets:
         own = self.own_litellm_provider in (None, litellm_provider)
         configured = self.settings.provider(spec.name).base_url if spec else None
         base_url = (self._base_url if own else None) or configured
-        if spec is not None and base_url == spec.default_base_url:
-            return None  # the provider's public endpoint is LiteLLM's default anyway
+        if spec is not None and base_url in (None, "", spec.default_base_url):
+            # The public endpoint is named explicitly: left out, LiteLLM and the OpenAI SDK
+            # would read OPENAI_BASE_URL / ANTHROPIC_BASE_URL themselves, behind the back of a
+            # configuration that chose not to (the demo, validate_api_key). Not for Gemini:
+            # given any base URL, LiteLLM switches to its proxy URL scheme.
+            return None if spec.litellm_provider == "gemini" else spec.default_base_url
         return base_url or None
 
     def _unregistered_keys(self, litellm_provider: str) -> list[str]:
         # Other providers: the constructor's key for its own provider, else LiteLLM reads its
         # documented environment variable itself.
         own = self.own_litellm_provider in (None, litellm_provider)
-        return [self._api_key.get_secret_value()] if own and self._api_key else []
+        return [Secret(self._api_key.get_secret_value())] if own and self._api_key else []
 
     def _client_concurrency(self) -> ConcurrencyLimit | None:
         capacity = self.settings.resilience.max_concurrency

@@ -5,10 +5,16 @@ message naming it, instead of deep inside LiteLLM or as a provider's 400 that co
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 
-from aiecs_llm import _litellm
-from aiecs_llm.errors import ConfigurationError, InvalidRequestError
+from aiecs_llm import _litellm, pricing
+from aiecs_llm.errors import (
+    ConfigurationError,
+    ContextWindowExceededError,
+    InvalidRequestError,
+    LLMClientError,
+)
 from aiecs_llm.types import LLMMessage
 
 
@@ -23,13 +29,98 @@ def check_messages(messages: Sequence[LLMMessage]) -> tuple[LLMMessage, ...]:
         if isinstance(message, LLMMessage):
             conversation.append(message)
         elif isinstance(message, Mapping):
-            # Plain dicts are accepted and validated the same way.
-            conversation.append(LLMMessage(**message))
+            # Checked here: LLMMessage(**message) would fail on these with a bare TypeError.
+            if set(message) != {"role", "content"}:
+                keys = ", ".join(sorted(repr(key) for key in message))
+                raise InvalidRequestError(
+                    f"messages[{index}] must have the keys 'role' and 'content' only, "
+                    f"got {keys or 'none'}"
+                )
+            conversation.append(LLMMessage(message["role"], message["content"]))
         else:
             raise InvalidRequestError(
                 f"messages[{index}] must be an LLMMessage, not {type(message).__name__}"
             )
     return tuple(conversation)
+
+
+# Gemini's model name is pasted into the URL path, where these would end the path.
+_URL_SIGNIFICANT = frozenset("?#")
+
+
+def check_model_name(model: str) -> str:
+    """A model string that can be sent: no control characters (nothing by that name exists,
+    and in a URL they fail deep inside the HTTP client), nothing that would change a URL.
+    """
+    if any(unicodedata.category(char) == "Cc" for char in model):
+        raise InvalidRequestError(f"model {model!r} contains a control character")
+    prefix, _, name = model.partition("/")
+    if prefix == "gemini" and _URL_SIGNIFICANT.intersection(name):
+        raise InvalidRequestError(f"model {model!r} contains '?' or '#'")
+    return model
+
+
+# What the client sets itself on every request; a caller's value would silently take over
+# (stream=True on generate_text sends a streamed request it cannot read, a key or endpoint
+# would bypass rotation and redaction, num_retries would stack a second retry layer).
+RESERVED_PARAMETERS = frozenset(
+    {
+        "api_base",
+        "api_key",
+        "base_url",
+        "client",
+        "custom_llm_provider",
+        "max_retries",
+        "messages",
+        "model",
+        "num_retries",
+        "stream",
+        "stream_options",
+    }
+)
+
+
+def check_extra_parameters(
+    params: Mapping[str, object],
+    ours: frozenset[str] = frozenset(),
+    error: type[LLMClientError] = InvalidRequestError,
+) -> None:
+    """Refuse further LiteLLM parameters that would override what the client sets itself
+    (``ours`` are the client's own keyword arguments, which are allowed).
+    """
+    reserved = sorted((RESERVED_PARAMETERS - ours).intersection(params))
+    if reserved:
+        raise error(
+            f"{', '.join(reserved)} cannot be passed: the client sets "
+            f"{'it' if len(reserved) == 1 else 'them'} itself"
+        )
+
+
+def check_context_window(
+    chain: Sequence[tuple[str, int | None]], messages: Sequence[LLMMessage], estimate: int
+) -> None:
+    """Refuse, before the upload, a conversation that no model of the chain can read.
+
+    ``chain`` pairs each model with its context window (None: unknown, and then nothing is
+    refused). The four-characters ``estimate`` only says when counting is worth it; the model's
+    tokenizer decides, since text such as long runs of spaces packs far more into a token.
+    """
+    known = [(model, window) for model, window in chain if window is not None]
+    if not known or len(known) < len(chain) or estimate <= max(w for _, w in known):
+        return
+    dumped = [message.model_dump() for message in messages]
+    counted = []
+    tokens = estimate
+    for model, window in known:
+        tokens = pricing.count_tokens(model, messages=dumped)
+        if tokens <= window:
+            return
+        counted.append(f"{model} reads {window:,}")
+    raise ContextWindowExceededError(
+        f"the conversation is about {tokens:,} tokens, more than any model of the chain can "
+        f"read ({'; '.join(counted)}); nothing was sent",
+        model=chain[0][0],
+    )
 
 
 def check_temperature(value: float) -> float:

@@ -1,6 +1,6 @@
 import pytest
 
-from aiecs_llm.redaction import fingerprint, redact
+from aiecs_llm.redaction import Secret, fingerprint, redact
 
 KEY = "sk-proj-Zx81kd92HHa0c7sPq1LmnB4vT6yW3eRu"
 
@@ -47,3 +47,15 @@ def test_fingerprint_is_short_stable_and_not_the_key():
     assert fingerprint(KEY).startswith("sha256:")
     assert len(fingerprint(KEY)) == len("sha256:") + 8
     assert KEY[:8] not in fingerprint(KEY)
+
+
+def test_a_secret_is_its_value_when_used_and_masked_when_shown():
+    secret = Secret(KEY)
+    assert secret == KEY
+    assert f"Bearer {secret}" == f"Bearer {KEY}"
+    assert secret.encode() == KEY.encode()
+    assert {KEY: 1}[secret] == 1
+    for shown in (repr(secret), repr([secret]), repr({"api_key": secret}), repr(secret[:12])):
+        assert KEY[:8] not in shown
+        assert "'***'" in shown
+    assert secret[3] == KEY[3]

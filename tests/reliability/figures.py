@@ -158,15 +158,24 @@ The figures are printed at the end of every run of the suite as well.
    structlog renderer writing to a buffer, stdlib logging at DEBUG (LiteLLM, httpx, the
    OpenAI SDK), stdout/stderr, `repr`/`str` of clients, settings, errors (with their whole
    `__cause__` chain) and responses, the Prometheus export, the raw bytes of a file ledger,
-   a cassette written by the recorder, and the CLI's `--debug` output in a subprocess.
+   a cassette written by the recorder, the CLI's `--debug` output in a subprocess, and an
+   application's log of a caught error with its traceback rendered with the frames' locals
+   (rich through structlog's `ConsoleRenderer`, and `dict_tracebacks`; short and long keys).
+   `aiecs-llm demo` and `validate_api_key()` must not follow `OPENAI_BASE_URL` /
+   `ANTHROPIC_BASE_URL` from the environment.
 2. **Bad input.** Property-based tests (hypothesis, derandomized so CI sees the same
    examples) feed malformed messages, non-UTF-8 text, out-of-range and wrongly typed
-   parameters, unknown model strings, random TOML config files, non-UTF-8 files and random
-   environment values to the public API: each must fail with `ValueError`,
-   `ConfigurationError` or `InvalidRequestError` (unknown models: `ModelNotFoundError`)
-   before any HTTP request reaches the local server. Malformed provider answers (truncated
-   JSON, fields of the wrong type or missing, empty choices, invalid SSE) must end as a
-   classified `LLMClientError` with exactly one ledger row, never as an `AttributeError`.
+   parameters, dict messages with other keys, parameters the client sets itself, models that
+   are not strings or hold control characters, unknown model strings, random TOML config
+   files, non-UTF-8 files, keys no HTTP header can carry and random environment values to
+   the public API: each must fail with `ValueError`, `ConfigurationError` or
+   `InvalidRequestError` (unknown models: `ModelNotFoundError`; a conversation larger than
+   every context window of the chain: `ContextWindowExceededError`) before any HTTP request
+   reaches the local server. Malformed provider answers (truncated JSON, fields of the wrong
+   type or missing, empty choices, invalid SSE) must end as a classified `LLMClientError`
+   with exactly one ledger row, never as an `AttributeError`; unreadable answers and answers
+   without their usage report as `InvalidResponseError` (a stream that already yielded text:
+   `StreamInterruptedError`), neither retried nor counted by the circuit breaker.
 3. **Load with faults.** {load_seconds} s: 10,000 calls (one in five streamed, the three
    providers in turn) at concurrency 256 against the fault-injecting server running in a
    separate process, 5 % of its answers faults of mixed kinds (429, 500, 503, 529,
@@ -183,6 +192,10 @@ The figures are printed at the end of every run of the suite as well.
    streams closed mid-way with `aclose()`, and `client.close()` while calls are in flight:
    every client and provider concurrency slot and rate-limiter place is released, no budget
    reservation is left, the ledger has one row per call started, no task is left pending.
+   `close()` ends the calls and streams in flight at once (no idle timeout), as
+   `ConfigurationError` with code `client_closed` (a stream past its first text:
+   `StreamInterruptedError`) that the shared circuit breaker does not count, and leaves no
+   HTTP client or connection open.
 
 ## Known bugs
 

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import aiecs_llm
@@ -42,10 +42,6 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-# For properties pinned as xfail: every example shows the bug, so a few, and no shrinking.
-XFUZZ = settings(
-    FUZZ, max_examples=15, phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False
-)
 REJECTED = (ValueError, InvalidRequestError, ConfigurationError)
 # gpt-4o-mini in LiteLLM's map: what the model can produce, and what it can read.
 MAX_OUTPUT = 16_384
@@ -53,7 +49,7 @@ MAX_OUTPUT = 16_384
 # -- strategies --------------------------------------------------------------------------------
 
 # Anything but a mapping (a mapping in a conversation is a message: see message_dicts, and
-# the xfail test of dicts with other keys than role and content).
+# the test of dicts with other keys than role and content).
 not_a_message = st.one_of(
     st.none(),
     st.booleans(),
@@ -130,7 +126,7 @@ def _client(server: ChaosServer, **options: Any) -> OpenAIClient:
     )
 
 
-async def _attempt(client: LiteLLMClient, messages: Any, *, stream: bool, **kwargs: Any) -> Any:
+async def _attempt(client: LiteLLMClient, messages: Any, /, *, stream: bool, **kwargs: Any) -> Any:
     """Run one call to its end; returns the response or raises."""
     if stream:
         text_stream = client.stream_text(messages, **kwargs)
@@ -171,18 +167,7 @@ async def test_malformed_messages_fail_clearly_before_any_request(chaos, figures
     assert isinstance(error, REJECTED), f"{type(error).__name__}: {error}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "validation.check_messages builds a dict message with LLMMessage(**message): a dict "
-        "with a key besides role/content (e.g. OpenAI's 'name'), without 'content', or with a "
-        "non-str key raises TypeError, not the documented ValueError. Fix: "
-        "`LLMMessage.model_validate(dict(message))` (extra='forbid' already rejects unknown "
-        "keys as a ValidationError), or catch TypeError there and raise "
-        "InvalidRequestError(f'messages[{index}]: ...')."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(
     extra=st.dictionaries(
         st.one_of(st.text(min_size=1, max_size=8), st.integers()).filter(
@@ -206,18 +191,6 @@ async def test_dict_messages_with_other_keys_fail_with_a_value_error(
     assert isinstance(error, REJECTED), f"{type(error).__name__}: {error}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "An oversized conversation is sent: nothing compares the prompt with the context "
-        "window before HTTP (the provider's 400 is the only check), so a prompt no model of "
-        "the chain can read costs a full upload and a round trip. Fix: in "
-        "LiteLLMClient._request, raise ContextWindowExceededError when request.prompt_tokens "
-        "(a lower bound is enough: characters / 4) exceeds max_input_tokens of every model of "
-        "the chain (ModelManager/LiteLLM's map knows them); keep the fallback to a larger "
-        "window for prompts that fit some model."
-    ),
-)
 @pytest.mark.parametrize("shape", ["one long message", "many messages"])
 async def test_a_conversation_larger_than_the_context_window_fails_before_any_request(
     chaos, figures, shape
@@ -231,6 +204,23 @@ async def test_a_conversation_larger_than_the_context_window_fails_before_any_re
     async with _client(chaos) as client:
         error = await _rejected_before_http(chaos, client, messages, stream=False)
     assert isinstance(error, ContextWindowExceededError)
+    assert error.model == "openai/gpt-4o-mini"
+    assert "128,000" in error.message
+
+
+@pytest.mark.parametrize("case", ["a larger fallback", "text that packs into few tokens"])
+async def test_a_conversation_some_model_can_read_is_sent(chaos, figures, case):
+    figures.inputs_tried += 1
+    figures.requests += 1
+    if case == "a larger fallback":  # ~750k tokens: too many for gpt-4o-mini, not for Gemini
+        text, fallbacks = "lorem ipsum dolor sit amet " * 150_000, ["gemini/gemini-2.5-flash"]
+    else:  # four characters a token would say 150k; the tokenizer says a few thousand
+        text, fallbacks = "Say hello." + " " * 600_000, []
+    settings = settings_for(chaos, fallbacks={"openai/gpt-4o-mini": fallbacks})
+    async with LiteLLMClient("openai/gpt-4o-mini", settings=settings, max_retries=0) as client:
+        response = await client.generate_text([LLMMessage("user", text)])
+    assert response.content
+    assert len(chaos.requests) == 1
 
 
 # -- parameters --------------------------------------------------------------------------------
@@ -321,19 +311,6 @@ async def test_invalid_parameters_fail_before_any_request(
     assert isinstance(error, InvalidRequestError | ConfigurationError), repr(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Keyword arguments that the client sets itself are passed on unchecked and override "
-        "it (litellm_client._build_call: params.update(request.extra)): generate_text(..., "
-        "stream=True) sends a streamed request and fails after HTTP with InvalidResponseError "
-        "('no choices', the stream is never closed); stream_text(..., stream=False) fails "
-        "after HTTP with a bare LLMClientError ('ModelResponse' object is not an async "
-        "iterator). Fix: in LiteLLMClient._request, refuse the reserved names (stream, "
-        "stream_options, messages, model, num_retries, client, api_key, api_base) with "
-        "InvalidRequestError naming the parameter."
-    ),
-)
 @pytest.mark.parametrize(("stream", "flag"), [(False, True), (True, False)])
 async def test_the_clients_own_parameters_cannot_be_overridden(chaos, figures, stream, flag):
     figures.inputs_tried += 1
@@ -345,6 +322,41 @@ async def test_the_clients_own_parameters_cannot_be_overridden(chaos, figures, s
             else:
                 await client.generate_text(MESSAGES, stream=flag)
     assert chaos.requests == []
+
+
+# What the client sets on each request itself (``model`` and ``messages`` are arguments of
+# their own in a call; ``max_retries`` is the client's own option).
+RESERVED = {
+    "api_base": "http://127.0.0.1:9/v1",
+    "api_key": "sk-test-override-00000000000",
+    "base_url": "http://127.0.0.1:9/v1",
+    "client": object(),
+    "custom_llm_provider": "anthropic",
+    "num_retries": 3,
+    "stream_options": {"include_usage": False},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED))
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_no_parameter_the_client_sets_can_be_overridden(chaos, figures, name, stream):
+    figures.inputs_tried += 1
+    async with _client(chaos) as client:
+        with pytest.raises(InvalidRequestError, match=name):
+            await _attempt(client, MESSAGES, stream=stream, **{name: RESERVED[name]})
+    assert chaos.requests == []
+
+
+# api_key and base_url are the constructor's own arguments.
+DEFAULT_PARAMETERS = sorted({*RESERVED, "messages", "stream"} - {"api_key", "base_url"})
+
+
+@pytest.mark.parametrize("name", DEFAULT_PARAMETERS)
+def test_no_parameter_the_client_sets_can_be_a_default_parameter(chaos, figures, name):
+    figures.inputs_tried += 1
+    value = RESERVED.get(name, True)
+    with pytest.raises(ConfigurationError, match=name):
+        _client(chaos, **{name: value})
 
 
 # -- model strings -----------------------------------------------------------------------------
@@ -397,39 +409,20 @@ async def test_unknown_model_strings_fail_before_any_request(chaos, figures, mod
         figures.requests += 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "targets.Targets.resolve_model assumes a str: model=<int/bytes/list> raises "
-        "AttributeError ('int' object has no attribute 'strip') or TypeError (bytes in "
-        "with_prefix), and a falsy one (0, b'') silently means the default model. Fix: in "
-        "resolve_model, `if model is not None and not isinstance(model, str): raise "
-        "InvalidRequestError('model must be a string, got ...')`."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(model=st.one_of(st.integers(min_value=1), st.binary(min_size=1), st.lists(st.text())))
+@example(model=0)  # falsy: must not silently mean the default model
+@example(model=b"")
+@example(model=False)
 async def test_a_model_that_is_not_a_string_fails_clearly(chaos, figures, model):
     figures.inputs_tried += 1
     async with _client(chaos) as client:
         error = await _rejected_before_http(chaos, client, MESSAGES, stream=False, model=model)
-    assert isinstance(error, InvalidRequestError | ConfigurationError), repr(error)
+    assert isinstance(error, InvalidRequestError), repr(error)
+    assert "model must be a string" in error.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Model strings with control characters are not checked: OpenAI/Anthropic send them "
-        "in the JSON body (an HTTP round trip for a name that cannot exist); on Gemini, whose "
-        "model is part of the URL, httpx refuses the URL deep inside LiteLLM and the failure "
-        "surfaces as ProviderNotAvailableError (retried, counted by the circuit breaker). "
-        "Fix: in Targets.resolve_model / with_prefix, reject models containing control "
-        "characters (unicodedata.category(c) == 'Cc') with InvalidRequestError before any "
-        "HTTP; for Gemini also reject '?', '#' and '/' after the prefix, which LiteLLM pastes "
-        "into the URL path."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(
     provider=st.sampled_from(["openai", "google"]),
     model=st.builds(
@@ -439,6 +432,9 @@ async def test_a_model_that_is_not_a_string_fails_clearly(chaos, figures, model)
         st.text(printable, max_size=6),
     ),
 )
+# Gemini's model goes into the URL path, where these would start a query or a fragment.
+@example(provider="google", model="gemini-2.5-flash?alt=json")
+@example(provider="google", model="gemini/gemini-2.5-flash#x")
 async def test_model_strings_with_control_characters_fail_before_any_request(
     chaos, figures, provider, model
 ):
@@ -447,7 +443,8 @@ async def test_model_strings_with_control_characters_fail_before_any_request(
     settings = settings_for(chaos)
     async with client_class(settings=settings, max_retries=0) as client:
         error = await _rejected_before_http(chaos, client, MESSAGES, stream=False, model=model)
-    assert isinstance(error, InvalidRequestError | ModelNotFoundError | ConfigurationError)
+    # ConfigurationError: a model of nothing but whitespace and control characters is no model.
+    assert isinstance(error, InvalidRequestError | ConfigurationError), repr(error)
 
 
 # -- configuration files -----------------------------------------------------------------------
@@ -603,17 +600,7 @@ async def test_any_config_file_loads_or_fails_with_a_configuration_error(
     assert chaos.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "settings._read_config_file catches TOMLDecodeError and OSError but not "
-        "UnicodeDecodeError: a config file that is not UTF-8 (Latin-1, UTF-16 with BOM, a "
-        "binary file named by mistake) raises a bare UnicodeDecodeError that does not name "
-        "the file. Fix: add `except UnicodeDecodeError: raise ConfigurationError(f'config "
-        "file {path} is not UTF-8 text') from None`."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(
     raw=st.binary(max_size=40).map(lambda tail: b"\xff" + tail),
 )
@@ -651,15 +638,6 @@ def test_a_ledger_path_that_cannot_be_used_is_a_configuration_error(figures, tmp
         OpenAIClient(settings=LLMSettings.load(config))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ledger.UsageLedger.__init__ catches only sqlite3.Error: a path with a NUL character "
-        "(valid in TOML as \\u0000) raises a bare ValueError('embedded null byte') from "
-        "sqlite3.connect. Fix: catch (sqlite3.Error, ValueError, OSError) there and raise "
-        "the ConfigurationError it already raises for unusable paths."
-    ),
-)
 def test_a_ledger_path_with_a_nul_character_is_a_configuration_error(figures, tmp_path):
     figures.inputs_tried += 1
     config = tmp_path / "llm.toml"
@@ -756,44 +734,48 @@ def test_a_usage_db_variable_naming_nothing_usable_is_a_configuration_error(
         OpenAIClient()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "API keys are not checked for what an HTTP header can carry: a key with non-ASCII "
-        "characters (a pasted 'sk-…', a non-UTF-8 environment byte) or a line break is "
-        "accepted, and every call then fails inside httpx/aiohttp ('ascii' codec can't encode, "
-        "'Forbidden control character ... header injection'), which LiteLLM reports as a "
-        "500: the caller gets ProviderNotAvailableError, retried and counted by the circuit "
-        "breaker, for a configuration mistake. Fix: validate keys where they enter (settings "
-        "validator on the SecretStr fields and numbered keys, Targets.__init__ for api_key=): "
-        "printable ASCII only, else ConfigurationError naming the variable, not the value."
-    ),
-)
-@XFUZZ
+@FUZZ
 @given(
     key=st.builds(
         "{}{}{}".format,
         st.just("sk-"),
         st.one_of(
             st.characters(min_codepoint=0x80, exclude_categories=["Cs"]),
-            st.sampled_from(["\n", "\r", "\udc80"]),
+            st.sampled_from(["\n", "\r", "\udc80", "\x00", "\x7f"]),
         ),
-        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20),
+        # Not last: numbered keys are stripped of surrounding whitespace, as pasted.
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20),
     ),
-    from_environment=st.booleans(),
+    source=st.sampled_from(["argument", "OPENAI_API_KEY", "OPENAI_API_KEY_1", "config file"]),
 )
 async def test_a_key_that_cannot_be_sent_is_a_configuration_error(
-    chaos, figures, monkeypatch, key, from_environment
+    chaos, figures, monkeypatch, tmp_path, key, source
 ):
+    assume(not (source.startswith("OPENAI_") and "\x00" in key))  # no environment holds a NUL
+    assume(not (source == "config file" and "\udc80" in key))  # nor a TOML file a surrogate
     figures.inputs_tried += 1
-    with pytest.raises(ConfigurationError):
-        if from_environment:
-            monkeypatch.setenv("OPENAI_API_KEY", key)
-            client = OpenAIClient(base_url=chaos.openai_base, max_retries=0)
+    config = tmp_path / "llm.toml"
+    escaped = "".join(
+        char if " " <= char <= "~" and char not in '"\\' else f"\\U{ord(char):08x}" for char in key
+    )
+    config.write_text(f'[providers.openai]\napi_key = "{escaped}"\n')
+    # Refused where the key enters, when the client is made: no call is ever tried with it.
+    with monkeypatch.context() as environment, pytest.raises(ConfigurationError) as caught:
+        environment.delenv("OPENAI_API_KEY", raising=False)
+        if source.startswith("OPENAI_"):
+            environment.setenv(source, key)
+        if source == "argument":
+            OpenAIClient(key, chaos.openai_base, max_retries=0)
+        elif source == "config file":
+            OpenAIClient(base_url=chaos.openai_base, settings=LLMSettings.load(config))
         else:
-            client = OpenAIClient(key, chaos.openai_base, max_retries=0)
-        async with client:
-            await client.generate_text(MESSAGES)
+            OpenAIClient(base_url=chaos.openai_base, max_retries=0)
+    expected = {"argument": "api_key", "config file": "providers.openai.api_key"}.get(
+        source, source
+    )
+    assert expected in caught.value.message  # names where the key came from
+    assert key[3:] not in caught.value.message  # never what it is
+    assert chaos.requests == []
 
 
 def test_the_property_oracles_agree_with_the_documentation():

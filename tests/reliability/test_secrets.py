@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import logging
 import os
@@ -417,19 +418,6 @@ async def test_cli_debug_output_holds_no_key(chaos, figures):
     figures.leak_checks += 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "`aiecs-llm demo` says it ignores the machine's keys and config, but with "
-        "OPENAI_BASE_URL set it sends its replayed calls there and fails (cassette miss): "
-        "targets.Targets._base_url_for returns None for a provider without a configured "
-        "base_url, and LiteLLM then reads OPENAI_BASE_URL / OPENAI_API_BASE from the "
-        "environment itself. The same makes validate_api_key(), which also promises to use "
-        "'never the machine's configuration', send the key it checks to OPENAI_BASE_URL. Fix: "
-        "pass api_base=spec.default_base_url explicitly for registered providers instead of "
-        "None (or have demo/validate_api_key pass base_url=spec.default_base_url)."
-    ),
-)
 async def test_cli_demo_ignores_the_machines_base_url(chaos, figures):
     finished = await asyncio.to_thread(_cli, chaos, "demo")
     assert_no_canary(finished.stdout + finished.stderr, CANARY, "CLI output")
@@ -474,6 +462,24 @@ async def test_validate_api_key_checks_the_key_it_is_given(chaos, figures):
     assert revoked is False
 
 
+@pytest.mark.parametrize(
+    ("provider", "variable"), [("openai", "OPENAI_BASE_URL"), ("anthropic", "ANTHROPIC_BASE_URL")]
+)
+async def test_validate_api_key_ignores_the_machines_base_url(
+    chaos, figures, monkeypatch, provider, variable
+):
+    # The key must go to the provider's own endpoint (refused here: sockets beyond 127.0.0.1
+    # are blocked), never to wherever the machine's environment points.
+    monkeypatch.setenv(variable, base_url(chaos, provider))
+    assert not await aiecs_llm.validate_api_key(provider, CANARY, timeout=2)
+    figures.requests += 1
+    assert chaos.requests == []
+
+
+# Long keys too: renderers show a long string by a slice of it (80 characters).
+LOGGED_KEYS = {"short": CANARY, "long": CANARY * 5}
+
+
 def _log_the_failure(renderer: str) -> io.StringIO:
     """What an application does with a failed call: log it, with its traceback."""
     out = io.StringIO()
@@ -497,40 +503,38 @@ def _log_the_failure(renderer: str) -> io.StringIO:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "The key in use sits in plain str locals of the frames an error's traceback carries "
-        "(litellm_client._send `params['api_key']` and `call`; routing.Router._attempt `key`, "
-        "`target`, `call`; routing.Router.run `target`; retry.call_with_retries partials) and "
-        "in dataclass reprs (routing.Target.key, calls.PreparedCall.params/.secrets), and the "
-        "LiteLLM/openai/httpx frames of the __cause__ chain hold it too. An application that "
-        "logs a caught LLMClientError with structlog's default ConsoleRenderer (rich "
-        "tracebacks, show_locals=True) or dict_tracebacks prints the full key. Fix: (1) "
-        "field(repr=False) for Target.key, PreparedCall.params and PreparedCall.secrets; (2) "
-        "carry keys as a str subclass with a masked __repr__ (redaction.Secret) from "
-        "Targets.keys()/KeyPool so frame locals render as '***'; (3) in "
-        "PreparedCall.fail()/_send, drop the tracebacks of the LiteLLM exception chain "
-        "(e.__traceback__ = None for e in errors._chain_of(exc)) before `raise ... from exc`."
-    ),
-)
 @pytest.mark.parametrize("renderer", ["console", "json"])
 async def test_an_application_logging_the_error_with_its_traceback_leaks_no_key(
     chaos, figures, renderer
 ):
     previous = structlog.get_config()
+    replies = ("server_error", "cut_mid_stream")
+    logged = 0
     try:
         out = _log_the_failure(renderer)
-        for provider in PROVIDERS:
-            chaos.enqueue(Reply.server_error())
-            async with keyed_client(chaos, provider, api_key=CANARY, max_retries=0) as client:
+        # The key is never a local of this frame: the logged traceback shows this frame too.
+        for provider, length, stream, reply in itertools.product(
+            PROVIDERS, LOGGED_KEYS, (False, True), replies
+        ):
+            chaos.enqueue(REPLIES[reply])
+            async with keyed_client(
+                chaos, provider, api_key=LOGGED_KEYS[length], max_retries=0
+            ) as client:
                 try:
-                    await client.generate_text(MESSAGES)
+                    if stream:
+                        async for _ in client.stream_text(MESSAGES):
+                            pass
+                    else:
+                        await client.generate_text(MESSAGES)
                 except aiecs_llm.LLMClientError:
                     structlog.get_logger("app").exception("llm call failed", provider=provider)
+                    logged += 1
     finally:
         structlog.configure(**previous)
-    assert "llm call failed" in out.getvalue()
+    figures.requests += len(PROVIDERS) * len(LOGGED_KEYS) * 2 * len(replies)
+    assert out.getvalue().count("llm call failed") == logged == len(PROVIDERS) * 2 * 2 * 2
+    # The locals were rendered (so the check below is not vacuous), the key's only as ***.
+    assert "'***'" in out.getvalue()
     figures.leak_checks += 1
     assert_no_canary(out.getvalue(), CANARY, f"{renderer} exception log")
 
