@@ -21,7 +21,7 @@ from aiecs_llm import _events, _litellm, accounting, pricing
 from aiecs_llm import state as shared_state
 from aiecs_llm.accounting import Accounting
 from aiecs_llm.alerts import AlertManager
-from aiecs_llm.budget import BudgetController, BudgetReservation
+from aiecs_llm.budget import BudgetBook, BudgetReservation
 from aiecs_llm.cache import ResponseCache, cache_key, mark_cached
 from aiecs_llm.calls import CallRequest, PreparedCall, StreamReading, to_response
 from aiecs_llm.client import BaseLLMClient
@@ -107,7 +107,7 @@ class LiteLLMClient(BaseLLMClient):
         tags: Mapping[str, str] | None = None,
         monitor: LLMMonitor | None = None,
         ledger: UsageLedger | None = None,
-        budget: BudgetController | None = None,
+        budget: BudgetBook | None = None,
         alerts: AlertManager | None = None,
         cache: ResponseCache | None = None,
         **default_params: Any,
@@ -131,10 +131,10 @@ class LiteLLMClient(BaseLLMClient):
             budget=budget or shared.budget,
             alerts=alerts or shared.alerts,
         )
-        self.cache = cache or accounting.DEFAULTS.cache(self.settings.cache)
+        self.cache = cache or accounting.DEFAULTS.cache(self.settings.cache, self.settings.state)
         self.models = ModelManager(self.settings, self.settings.fallbacks)
         self._default_params = default_params
-        self._state = state or shared_state.DEFAULT_STATE
+        self._state = state or shared_state.state_for(self.settings)
         resilience = self.settings.resilience
         self._router = Router(
             breaker=self._state.breaker(resilience),
@@ -202,7 +202,7 @@ class LiteLLMClient(BaseLLMClient):
     async def _generate(self, request: CallRequest) -> LLMResponse:
         reservation = None
         try:
-            reservation = self._reserve(request)
+            reservation = await self._reserve(request)
             answer = await self._answer(request)
             async with answer.lease:
                 response = to_response(answer.value, answer.call, answer.fallback_from)
@@ -365,9 +365,9 @@ class LiteLLMClient(BaseLLMClient):
             params=params,
         )
 
-    def _reserve(self, request: CallRequest) -> BudgetReservation | None:
+    async def _reserve(self, request: CallRequest) -> BudgetReservation | None:
         try:
-            return self.accounting.reserve(
+            return await self.accounting.reserve(
                 models=self._chain(request),
                 messages=request.messages,
                 max_tokens=request.max_tokens,
@@ -460,7 +460,7 @@ class LiteLLMClient(BaseLLMClient):
                 return
         reservation = None
         try:
-            reservation = self._reserve(request)
+            reservation = await self._reserve(request)
             answer = await self._route(request, self._open_stream)
         except LLMClientError as error:
             self.accounting.failed(request, error, reservation)
