@@ -41,8 +41,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-DEFAULT_SOCKET_TIMEOUT = 0.5
-"""Seconds a command may take before Redis counts as down (``?socket_timeout=`` overrides)."""
+DEFAULT_SOCKET_TIMEOUT = 1.0
+"""Seconds a command may take before Redis counts as down (``?socket_timeout=`` overrides).
+Redis answers in about a millisecond; a second also absorbs a busy event loop's stalls."""
 _MAX_CONNECTIONS = 32  # per event loop
 _POOL_WAIT = 5.0  # seconds a command may wait for a free connection
 _FIRST_PAUSE = 0.5

@@ -45,7 +45,7 @@ from aiecs_llm.state import InProcessState, ProviderLimits
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["DEFAULT_SYNC_INTERVAL", "RedisState", "shared_state"]
+__all__ = ["DEFAULT_SYNC_INTERVAL", "RedisState", "rate_key", "shared_state"]
 
 DEFAULT_SYNC_INTERVAL = 1.0
 """Seconds between two reads of the other replicas' breaker and key state."""
@@ -285,12 +285,20 @@ class RedisState(InProcessState):
             max_waiting=resilience.rate_limit_queue,
             name=provider,
         )
-        # The limits belong to the account: replicas with the same keys share one bucket.
-        keys = sorted(fingerprint(key.get_secret_value()) for key in configured.all_keys())
-        account = fingerprint(",".join(keys)) if keys else "default"
         return SharedRateLimiter(
-            self.connection, self.connection.key("rate", provider, account), local
+            self.connection, rate_key(self.connection, provider, configured), local
         )
+
+
+def rate_key(connection: RedisConnection, provider: str, configured: ProviderSettings) -> str:
+    """The Redis key of the rate buckets of ``provider`` with ``configured``'s keys.
+
+    The limits belong to the account: replicas with the same keys share one bucket, named by a
+    fingerprint of the keys' fingerprints.
+    """
+    keys = sorted(fingerprint(key.get_secret_value()) for key in configured.all_keys())
+    account = fingerprint(",".join(keys)) if keys else "default"
+    return connection.key("rate", provider, account)
 
 
 _STATES: dict[str, RedisState] = {}
