@@ -14,6 +14,7 @@ redis-py is imported on first use only, so that ``import aiecs_llm`` stays light
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -135,7 +136,8 @@ class RedisConnection:
         try:
             result = await command(self._client())
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            self._failed(exc)
+            self._failed(exc, probe=probe)
+            self._discard_client()
             raise RedisUnavailable(f"Redis at {self.label} is unavailable") from exc
         finally:
             if probe:
@@ -159,12 +161,22 @@ class RedisConnection:
 
         return await self.run(call)
 
-    def _failed(self, exc: BaseException) -> None:
-        first = self._pause == 0.0
-        self._pause = _FIRST_PAUSE if first else min(self._pause * 2, _MAX_PAUSE)
-        self._down_until = time.monotonic() + self._pause
-        if first:
+    def _failed(self, exc: BaseException, *, probe: bool) -> None:
+        if self._pause == 0.0:
+            self._pause = _FIRST_PAUSE
             _log.warning("llm.state.unavailable", url=self.label, error=type(exc).__name__)
+        elif probe:
+            self._pause = min(self._pause * 2, _MAX_PAUSE)
+        else:
+            return  # sent before the outage was known: the same failure, not a longer outage
+        self._down_until = time.monotonic() + self._pause
+
+    def _discard_client(self) -> None:
+        # Every pooled connection may be dead (a restarted server forgets them all): the next
+        # try starts from a fresh pool instead of finding the stale ones one failure at a time.
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            spawn(_close_quietly(client))
 
     def _client(self) -> Redis:
         loop = asyncio.get_running_loop()
@@ -191,6 +203,14 @@ class RedisConnection:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+
+async def _close_quietly(client: Redis) -> None:
+    from redis.exceptions import RedisError
+
+    # The server is gone or going: whatever closing a dead connection raises says nothing new.
+    with contextlib.suppress(RedisError, OSError):
+        await client.aclose()
 
 
 _CONNECTIONS: dict[str, RedisConnection] = {}
