@@ -188,3 +188,14 @@ def test_a_state_url_that_is_not_redis_is_refused():
 
     with pytest.raises(ConfigurationError, match="redis://"):
         RedisConnection(f"http://user:pw@127.0.0.1:{free_port()}")
+
+
+def test_importing_the_package_does_not_import_redis():
+    import subprocess
+    import sys
+
+    code = "import sys, aiecs_llm; print(any(m.split('.')[0] == 'redis' for m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "False"
