@@ -199,3 +199,14 @@ def test_importing_the_package_does_not_import_redis():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "False"
+
+
+def test_the_state_url_comes_from_the_environment_and_stays_secret(monkeypatch):
+    monkeypatch.setenv("LLM_STATE_URL", "redis://:pa55word@127.0.0.1:6390/2")
+    monkeypatch.setenv("LLM_BUDGET_FAIL_OPEN", "true")
+    settings = LLMSettings.load()
+    assert settings.state.url is not None
+    assert settings.state.url.get_secret_value() == "redis://:pa55word@127.0.0.1:6390/2"
+    assert settings.state.budget_fail_open
+    assert "pa55word" not in repr(settings)
+    assert "pa55word" not in repr(state.state_for(settings))
