@@ -127,6 +127,10 @@ class BudgetBook(Protocol):
         """
         ...
 
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait (up to ``timeout`` seconds) until every settlement made so far is booked."""
+        ...
+
 
 class BudgetController(BudgetBook):
     """Daily and monthly limits, globally and per tag, in this process."""
@@ -203,6 +207,10 @@ class BudgetController(BudgetBook):
         if self._alerts is not None:
             for budget, key, fraction in used:
                 self._alerts.budget_used(budget.name, key, fraction)
+
+    @override
+    async def flush(self, timeout: float | None = None) -> None:
+        """Nothing to wait for: settlements are booked when made."""
 
     def status(self) -> list[BudgetStatus]:
         """Every budget in the current period."""

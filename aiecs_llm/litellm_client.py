@@ -53,6 +53,7 @@ _log = structlog.get_logger("aiecs_llm")
 # Per-call keyword arguments that are ours, not LiteLLM's.
 _OUR_PARAMETERS = frozenset({"timeout", "max_retries", "hedge", "tags", "cache"})
 _warned_deprecated: set[str] = set()
+_FLUSH_ON_CLOSE = 5.0  # seconds close() waits for settlements a shared budget has not booked
 
 
 class LiteLLMClient(BaseLLMClient):
@@ -239,10 +240,14 @@ class LiteLLMClient(BaseLLMClient):
 
     @override
     async def close(self) -> None:
-        """Close the HTTP clients this client opened; idempotent."""
+        """Close the HTTP clients this client opened, after its budget settlements are booked
+        (a shared budget waits up to 5 s for them); idempotent.
+        """
         if self._closed:
             return
         self._closed = True
+        if self.accounting.budget is not None:
+            await self.accounting.budget.flush(timeout=_FLUSH_ON_CLOSE)
         await self._targets.close()
 
     def _request(

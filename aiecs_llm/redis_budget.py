@@ -210,8 +210,12 @@ class RedisBudget(BudgetBook):
         if accounts:
             try:
                 await self._reserve(reservation, now)
-            except RedisUnavailable:
+            except RedisUnavailable as unavailable:
                 if not self.fail_open:
+                    if unavailable.attempted:
+                        # The hold may have been booked with its reply lost: release it.
+                        self._pending.append((reservation, 0.0))
+                        self._start_writer()
                     raise BudgetExceededError(
                         f"the shared budget cannot be checked: Redis at {self.connection.label} "
                         "is unavailable (budgets fail closed; set LLM_BUDGET_FAIL_OPEN=true to "
@@ -231,14 +235,19 @@ class RedisBudget(BudgetBook):
             self._pending.append((reservation, actual))
             self._start_writer()
 
-    async def flush(self) -> None:
+    @override
+    async def flush(self, timeout: float | None = None) -> None:
         """Wait until every settlement made so far is written (while Redis is down: until it
-        is back).
+        is back, or ``timeout`` seconds have passed; what is left is then logged).
         """
-        while self._pending:
-            self._start_writer()
-            if self._writer is not None:
-                await asyncio.shield(self._writer)
+        try:
+            async with asyncio.timeout(timeout):
+                while self._pending:
+                    self._start_writer()
+                    if self._writer is not None:
+                        await asyncio.shield(self._writer)
+        except TimeoutError:
+            _log.warning("llm.budget.unsettled", settlements=len(self._pending))
 
     async def status(self) -> list[BudgetStatus]:
         """Every budget in the current period, as Redis has it (unexpired holds included)."""
@@ -279,7 +288,9 @@ class RedisBudget(BudgetBook):
             for index in answer[1:]:
                 budget, key = reservation.accounts[int(index) - 1]
                 seeds[int(index) - 1] = repr(await self._seed(budget, now))
-        raise RedisUnavailable("the budget's books vanished while they were being seeded")
+        raise RedisUnavailable(
+            "the budget's books vanished while they were being seeded", attempted=True
+        )
 
     async def _seed(self, budget: Budget, now: datetime) -> float:
         if self._ledger is None:

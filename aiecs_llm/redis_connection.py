@@ -55,7 +55,15 @@ _background: set[asyncio.Task[Any]] = set()
 
 
 class RedisUnavailable(Exception):
-    """Redis is down or too slow; raised instead of waiting while the connection rests."""
+    """Redis is down or too slow; raised instead of waiting while the connection rests.
+
+    ``attempted`` says whether the command was sent: if so, Redis may have run it (the reply
+    was lost), and a caller that booked something must undo it.
+    """
+
+    def __init__(self, message: str, *, attempted: bool) -> None:
+        super().__init__(message)
+        self.attempted = attempted
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,14 +139,15 @@ class RedisConnection:
         probe = False
         if self._pause:
             if time.monotonic() < self._down_until or self._probing:
-                raise RedisUnavailable(f"Redis at {self.label} is unavailable")
+                raise RedisUnavailable(f"Redis at {self.label} is unavailable", attempted=False)
             self._probing = probe = True
+        client = self._client()
         try:
-            result = await command(self._client())
+            result = await command(client)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             self._failed(exc, probe=probe)
-            self._discard_client()
-            raise RedisUnavailable(f"Redis at {self.label} is unavailable") from exc
+            self._discard(client)
+            raise RedisUnavailable(f"Redis at {self.label} is unavailable", attempted=True) from exc
         finally:
             if probe:
                 self._probing = False
@@ -171,11 +180,13 @@ class RedisConnection:
             return  # sent before the outage was known: the same failure, not a longer outage
         self._down_until = time.monotonic() + self._pause
 
-    def _discard_client(self) -> None:
+    def _discard(self, client: Redis) -> None:
         # Every pooled connection may be dead (a restarted server forgets them all): the next
         # try starts from a fresh pool instead of finding the stale ones one failure at a time.
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
+        # Only the pool the failed command used: a newer one may already be working.
+        loop = asyncio.get_running_loop()
+        if self._clients.get(loop) is client:
+            del self._clients[loop]
             spawn(_close_quietly(client))
 
     def _client(self) -> Redis:

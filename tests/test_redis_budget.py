@@ -129,3 +129,14 @@ async def test_fail_open_lets_calls_through_and_books_them_when_redis_returns():
         await asyncio.wait_for(budget.flush(), timeout=15)
         (status,) = await budget.status()
     assert (status.spent, status.reserved) == (pytest.approx(0.25), 0.0)
+
+
+async def test_flush_gives_up_after_its_timeout_and_says_what_is_left():
+    budget = replica(RedisServer().url, fail_open=True)  # never started: Redis stays away
+    hold = await budget.hold(0.1, {})
+    budget.settle(hold, 0.1)
+    started = time.monotonic()
+    with capture_logs() as logs:
+        await budget.flush(timeout=0.3)
+    assert time.monotonic() - started < 1.0
+    assert {"event": "llm.budget.unsettled", "settlements": 1, "log_level": "warning"} in logs
