@@ -145,6 +145,8 @@ async def test_redis_cache_stores_expires_and_clears(redis):
     assert await cache.get("a") is None
     await cache.clear()
     assert await cache.get("b") is None
+    await cache.connection.aclose()
+    assert await cache.get("b") is None  # a closed connection is opened again on use
 
 
 async def test_an_unreachable_redis_makes_the_cache_miss_and_recovers_by_itself():
