@@ -21,9 +21,15 @@ from aiecs_llm.redis_budget import RedisBudget
 
 async def main(requests: int, concurrency: int) -> None:
     client = LiteLLMClient("openai/gpt-4o-mini")
-    # LiteLLM imported and its first-call set-up done now, not on the clock (mock: no HTTP).
+    # LiteLLM imported and its HTTP path set up now, not on the clock: one call straight to the
+    # provider, outside the client (no budget, no rate limit, no ledger row).
+    provider = client.settings.provider("openai")
+    assert provider.api_key is not None
     await _litellm.litellm().acompletion(
-        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="ok"
+        model="openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": "warm-up"}],
+        api_base=provider.base_url,
+        api_key=provider.api_key.get_secret_value(),
     )
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
