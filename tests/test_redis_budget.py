@@ -108,7 +108,7 @@ async def test_unreachable_redis_fails_closed_fast_and_without_the_password():
         for _ in range(20):
             with pytest.raises(BudgetExceededError) as refused:
                 await budget.hold(0.1, {})
-    assert time.monotonic() - started < 2.0  # one failed connect, then no waiting
+    assert time.monotonic() - started < 3.0  # one failed connect, then no waiting at all
     assert refused.value.code == "budget_unavailable"
     unavailable = [e for e in logs if e["event"] == "llm.state.unavailable"]
     assert len(unavailable) == 1  # logged once per outage, not per call
@@ -138,5 +138,5 @@ async def test_flush_gives_up_after_its_timeout_and_says_what_is_left():
     started = time.monotonic()
     with capture_logs() as logs:
         await budget.flush(timeout=0.3)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
     assert {"event": "llm.budget.unsettled", "settlements": 1, "log_level": "warning"} in logs

@@ -58,7 +58,7 @@ async def test_tokens_are_shared_and_settled(redis):
     await asyncio.sleep(0.2)  # the correction is written in the background
     started = time.monotonic()
     await second.acquire(5000)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5.0  # without the refund: 49 s
     with pytest.raises(InvalidRequestError, match="can never fit"):
         await second.acquire(6001)
 
@@ -79,18 +79,19 @@ async def test_a_full_queue_fails_at_once_with_retry_after(redis):
     await asyncio.gather(*waiting, return_exceptions=True)
 
 
-async def test_a_cancelled_waiter_gives_its_turn_back(redis):
+async def test_cancelled_waiters_give_their_turns_back(redis):
     limiter = replica(redis.url, requests_per_minute=60)
     await drain(limiter, 60)
-    waiter = asyncio.create_task(limiter.acquire())  # would wait about a second
+    waiters = [asyncio.create_task(limiter.acquire()) for _ in range(5)]  # 1 s to 5 s each
     await asyncio.sleep(0.1)
-    waiter.cancel()
-    await asyncio.gather(waiter, return_exceptions=True)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
     await asyncio.sleep(0.2)
     started = time.monotonic()
     await limiter.acquire()
-    # Without the refund this caller would wait ~2 s (its own second and the cancelled one's).
-    assert time.monotonic() - started < 1.5
+    # Without the refunds this caller would wait ~6 s (its own second and five cancelled ones).
+    assert time.monotonic() - started < 3.0
 
 
 async def test_local_limits_while_redis_is_away_then_shared_again():
@@ -99,7 +100,7 @@ async def test_local_limits_while_redis_is_away_then_shared_again():
     started = time.monotonic()
     for _ in range(5):
         await limiter.acquire()  # the local bucket, full at first
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0
     assert limiter.local.requests_per_minute == 600
     with server:
         await asyncio.sleep(limiter.connection.retry_in() + 0.05)

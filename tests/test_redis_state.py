@@ -170,7 +170,7 @@ async def test_a_slow_redis_counts_as_unavailable(redis):
     import os
     import signal
 
-    connection = RedisConnection(redis.url + "?socket_timeout=0.2")
+    connection = RedisConnection(redis.url + "?socket_timeout=1.5")
     await connection.run(lambda c: c.ping())
     assert redis._process is not None
     os.kill(redis._process.pid, signal.SIGSTOP)
@@ -180,7 +180,7 @@ async def test_a_slow_redis_counts_as_unavailable(redis):
             await connection.run(lambda c: c.ping())
         with pytest.raises(RedisUnavailable):
             await connection.run(lambda c: c.ping())  # resting: no second timeout
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 2.9  # one timeout (1.5 s), not two
     finally:
         os.kill(redis._process.pid, signal.SIGCONT)
 
