@@ -76,6 +76,7 @@ for i = 1, n do
       table.insert(missing, i)
     else
       redis.call('HSET', KEYS[2 * i - 1], 'spent', seed, 'reserved', '0')
+      redis.call('EXPIRE', KEYS[2 * i - 1], ARGV[3 + 3 * i])
     end
   end
 end

@@ -140,3 +140,16 @@ async def test_flush_gives_up_after_its_timeout_and_says_what_is_left():
         await budget.flush(timeout=0.3)
     assert time.monotonic() - started < 2.0
     assert {"event": "llm.budget.unsettled", "settlements": 1, "log_level": "warning"} in logs
+
+
+async def test_every_budget_key_expires(redis):
+    budget = replica(redis.url, ledger=FixedSpend(2.0))  # seeded over the limit: refused
+    with pytest.raises(BudgetExceededError):
+        await budget.hold(0.1, {})
+    other = replica(redis.url, Budget("monthly", 5.0))
+    other.settle(await other.hold(0.1, {}), 0.05)
+    await other.flush()
+    names = await budget.connection.run(lambda client: client.keys("*"))
+    assert names
+    for name in names:
+        assert await budget.connection.run(lambda client, name=name: client.ttl(name)) > 0, name
