@@ -32,6 +32,10 @@ from aiecs_llm.providers import PROVIDERS, create_client
 from aiecs_llm.providers.anthropic import AnthropicClient
 from aiecs_llm.providers.google import GoogleAIClient
 from aiecs_llm.providers.openai import OpenAIClient
+from aiecs_llm.redis_budget import RedisBudget
+from aiecs_llm.redis_cache import RedisCache
+from aiecs_llm.redis_connection import RedisConnection
+from aiecs_llm.redis_state import RedisState
 from aiecs_llm.settings import LLMSettings
 from aiecs_llm.streaming import TextStream
 from aiecs_llm.types import LLMMessage, LLMResponse
@@ -64,6 +68,10 @@ __all__ = [
     "ProviderNotAvailableError",
     "QuotaExceededError",
     "RateLimitError",
+    "RedisBudget",
+    "RedisCache",
+    "RedisConnection",
+    "RedisState",
     "RequestTimeoutError",
     "RequestTooLargeError",
     "StreamInterruptedError",

@@ -16,14 +16,14 @@ import structlog
 
 from aiecs_llm import pricing
 from aiecs_llm.alerts import AlertManager
-from aiecs_llm.budget import Budget, BudgetController, BudgetReservation
+from aiecs_llm.budget import Budget, BudgetBook, BudgetController, BudgetReservation
 from aiecs_llm.cache import CacheBackend, MemoryCache, ResponseCache, SQLiteCache
 from aiecs_llm.calls import CallRequest
 from aiecs_llm.errors import ConfigurationError, LLMClientError
 from aiecs_llm.ledger import UsageLedger
 from aiecs_llm.monitor import DEFAULT_MONITOR, LLMMonitor
 from aiecs_llm.records import RequestRecord
-from aiecs_llm.settings import Budgets, CacheSettings, LLMSettings, TokenPrice
+from aiecs_llm.settings import Budgets, CacheSettings, LLMSettings, StateSettings, TokenPrice
 from aiecs_llm.types import LLMMessage, LLMResponse
 
 _log = structlog.get_logger("aiecs_llm.accounting")
@@ -37,7 +37,7 @@ class Accounting:
         *,
         monitor: LLMMonitor,
         ledger: UsageLedger | None = None,
-        budget: BudgetController | None = None,
+        budget: BudgetBook | None = None,
         alerts: AlertManager | None = None,
     ) -> None:
         self.monitor = monitor
@@ -45,7 +45,7 @@ class Accounting:
         self.budget = budget
         self.alerts = alerts
 
-    def reserve(
+    async def reserve(
         self,
         *,
         models: Sequence[str],
@@ -70,7 +70,7 @@ class Accounting:
             # but it is still booked at its real cost if the provider's answer prices it.
             _log.warning("llm.budget.unpriced_model", model=models[0])
             worst = 0.0
-        return self.budget.reserve(worst, tags)
+        return await self.budget.hold(worst, tags)
 
     def succeeded(
         self, request: CallRequest, response: LLMResponse, reservation: BudgetReservation | None
@@ -141,11 +141,11 @@ class _Defaults:
 
     def __init__(self) -> None:
         self.ledgers: dict[str, UsageLedger] = {}
-        self.budgets: dict[str, BudgetController] = {}
+        self.budgets: dict[str, BudgetBook] = {}
         self.caches: dict[str, ResponseCache] = {}
         self.alerts = AlertManager()
 
-    def cache(self, config: CacheSettings) -> ResponseCache | None:
+    def cache(self, config: CacheSettings, state: StateSettings) -> ResponseCache | None:
         """The response cache for this configuration, shared by the process's clients."""
         if not config.enabled:
             return None
@@ -156,6 +156,13 @@ class _Defaults:
                 if config.path is None:
                     raise ConfigurationError("[cache] backend = 'sqlite' needs a path")
                 backend = SQLiteCache(config.path, max_entries=config.max_entries)
+            elif config.backend == "redis":
+                if state.url is None:
+                    raise ConfigurationError("[cache] backend = 'redis' needs LLM_STATE_URL")
+                from aiecs_llm.redis_cache import RedisCache
+                from aiecs_llm.redis_connection import connection_for
+
+                backend = RedisCache(connection_for(state.url.get_secret_value()))
             else:
                 backend = MemoryCache(max_entries=config.max_entries)
             self.caches[slot] = ResponseCache(
@@ -168,7 +175,7 @@ class _Defaults:
         return Accounting(
             monitor=monitor or DEFAULT_MONITOR,
             ledger=ledger,
-            budget=self._budget(settings.budgets, ledger),
+            budget=self._budget(settings.budgets, settings.state, ledger),
             alerts=self.alerts,
         )
 
@@ -179,15 +186,31 @@ class _Defaults:
             self.ledgers[path] = UsageLedger(path)
         return self.ledgers[path]
 
-    def _budget(self, config: Budgets, ledger: UsageLedger | None) -> BudgetController | None:
+    def _budget(
+        self, config: Budgets, state: StateSettings, ledger: UsageLedger | None
+    ) -> BudgetBook | None:
         budgets = budgets_from(config)
         if not budgets:
             return None
-        slot = config.model_dump_json()
+        url = state.url.get_secret_value() if state.url is not None else None
+        slot = f"{config.model_dump_json()} {url} {state.budget_fail_open}"
         if slot not in self.budgets:
-            self.budgets[slot] = BudgetController(
-                budgets, timezone=config.timezone, ledger=ledger, alerts=self.alerts
-            )
+            if url is None:
+                self.budgets[slot] = BudgetController(
+                    budgets, timezone=config.timezone, ledger=ledger, alerts=self.alerts
+                )
+            else:
+                from aiecs_llm.redis_budget import RedisBudget
+                from aiecs_llm.redis_connection import connection_for
+
+                self.budgets[slot] = RedisBudget(
+                    budgets,
+                    connection_for(url),
+                    timezone=config.timezone,
+                    ledger=ledger,
+                    alerts=self.alerts,
+                    fail_open=state.budget_fail_open,
+                )
         return self.budgets[slot]
 
 

@@ -8,6 +8,9 @@ exceed a limit. A request that would cross one raises ``BudgetExceededError`` be
 
 Periods (day, month) follow a configured timezone. Spend already in the usage ledger for the
 current period is loaded on first use, so budgets survive a restart.
+
+``BudgetBook`` is what the client needs from a budget; ``BudgetController`` keeps one process's
+books, ``aiecs_llm.redis_budget.RedisBudget`` keeps the books of every replica in Redis.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
+from typing_extensions import override
 
 from aiecs_llm.errors import BudgetExceededError, ConfigurationError
 
@@ -81,7 +85,7 @@ class _Account:
 class BudgetReservation:
     """A call's hold on its budgets, to be settled exactly once."""
 
-    id: int
+    id: int | str
     amount: float
     accounts: tuple[tuple[Budget, str], ...]
     """(budget, period key) pairs the amount is held against."""
@@ -103,8 +107,33 @@ class BudgetStatus:
         return max(self.limit - self.spent - self.reserved, 0.0)
 
 
-class BudgetController:
-    """Daily and monthly limits, globally and per tag."""
+class BudgetBook(Protocol):
+    """Where a call's cost is held before it is sent and booked when it ends."""
+
+    @property
+    def budgets(self) -> tuple[Budget, ...]:
+        """The limits kept."""
+        ...
+
+    async def hold(self, amount: float, tags: Mapping[str, str]) -> BudgetReservation:
+        """Hold ``amount`` USD against every budget a call with ``tags`` falls under, or raise
+        ``BudgetExceededError``.
+        """
+        ...
+
+    def settle(self, reservation: BudgetReservation, actual: float) -> None:
+        """Replace the hold by the real cost; synchronous, so that it runs even on the path of a
+        task being cancelled, and idempotent.
+        """
+        ...
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait (up to ``timeout`` seconds) until every settlement made so far is booked."""
+        ...
+
+
+class BudgetController(BudgetBook):
+    """Daily and monthly limits, globally and per tag, in this process."""
 
     def __init__(
         self,
@@ -115,22 +144,25 @@ class BudgetController:
         alerts: BudgetAlerts | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        for budget in budgets:
-            if budget.limit < 0:
-                raise ConfigurationError(f"budget {budget.name} must not be negative")
-        try:
-            self.timezone = ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigurationError(f"unknown budget timezone {timezone!r}") from None
-        self.budgets = tuple(budgets)
+        self._budgets = check_budgets(budgets)
+        self.timezone = zone(timezone)
         self._ledger = ledger
         self._alerts = alerts
         self._clock = clock
         self._accounts: dict[tuple[str, str], _Account] = {}
-        self._open: dict[int, BudgetReservation] = {}
+        self._open: dict[int | str, BudgetReservation] = {}
         self._ids = itertools.count(1)
         # Reservations come from the event loop, settlements may come from anywhere.
         self._lock = threading.Lock()
+
+    @property
+    @override
+    def budgets(self) -> tuple[Budget, ...]:
+        return self._budgets
+
+    @override
+    async def hold(self, amount: float, tags: Mapping[str, str]) -> BudgetReservation:
+        return self.reserve(amount, tags)
 
     def reserve(self, amount: float, tags: Mapping[str, str]) -> BudgetReservation:
         """Hold ``amount`` USD against every budget the call falls under, or raise
@@ -142,7 +174,7 @@ class BudgetController:
             for budget in self.budgets:
                 if not budget.applies_to(tags):
                     continue
-                key = self._period_key(budget.period, now)
+                key = period_key(budget.period, now, self.timezone)
                 account = self._account(budget, key, now)
                 if account.spent + account.reserved + amount > budget.limit:
                     raise BudgetExceededError(
@@ -158,6 +190,7 @@ class BudgetController:
             self._open[reservation.id] = reservation
         return reservation
 
+    @override
     def settle(self, reservation: BudgetReservation, actual: float) -> None:
         """Replace the hold by the real cost (0 for a call that cost nothing); idempotent."""
         with self._lock:
@@ -175,13 +208,17 @@ class BudgetController:
             for budget, key, fraction in used:
                 self._alerts.budget_used(budget.name, key, fraction)
 
+    @override
+    async def flush(self, timeout: float | None = None) -> None:
+        """Nothing to wait for: settlements are booked when made."""
+
     def status(self) -> list[BudgetStatus]:
         """Every budget in the current period."""
         now = self._clock()
         with self._lock:
             result = []
             for budget in self.budgets:
-                key = self._period_key(budget.period, now)
+                key = period_key(budget.period, now, self.timezone)
                 account = self._account(budget, key, now)
                 result.append(
                     BudgetStatus(budget.name, key, budget.limit, account.spent, account.reserved)
@@ -193,22 +230,42 @@ class BudgetController:
         if slot not in self._accounts:
             spent = 0.0
             if self._ledger is not None:
-                since, until = self._period_bounds(budget.period, now)
+                since, until = period_bounds(budget.period, now, self.timezone)
                 spent = self._ledger.spend(since=since, until=until, tags=budget.tags or None)
                 _log.info("llm.budget.loaded", budget=budget.name, period=key, spent_usd=spent)
             self._accounts[slot] = _Account(spent=spent)
         return self._accounts[slot]
 
-    def _period_key(self, period: Period, now: datetime) -> str:
-        local = now.astimezone(self.timezone)
-        return local.strftime("%Y-%m-%d" if period == "daily" else "%Y-%m")
 
-    def _period_bounds(self, period: Period, now: datetime) -> tuple[datetime, datetime]:
-        local = now.astimezone(self.timezone)
-        if period == "daily":
-            start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-            end = start + timedelta(days=1)  # wall-clock arithmetic: the next local midnight
-        else:
-            start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            end = (start + timedelta(days=32)).replace(day=1)
-        return start.astimezone(UTC), end.astimezone(UTC)
+def zone(name: str) -> ZoneInfo:
+    """The IANA timezone ``name``; ``ConfigurationError`` when unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(f"unknown budget timezone {name!r}") from None
+
+
+def check_budgets(budgets: Sequence[Budget]) -> tuple[Budget, ...]:
+    """``budgets`` as a tuple; ``ConfigurationError`` for a negative limit."""
+    for budget in budgets:
+        if budget.limit < 0:
+            raise ConfigurationError(f"budget {budget.name} must not be negative")
+    return tuple(budgets)
+
+
+def period_key(period: Period, now: datetime, timezone: ZoneInfo) -> str:
+    """``2026-11-25`` (daily) or ``2026-11`` (monthly): the period ``now`` falls in."""
+    local = now.astimezone(timezone)
+    return local.strftime("%Y-%m-%d" if period == "daily" else "%Y-%m")
+
+
+def period_bounds(period: Period, now: datetime, timezone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC ``[start, end)`` of the period ``now`` falls in."""
+    local = now.astimezone(timezone)
+    if period == "daily":
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = start + timedelta(days=1)  # wall-clock arithmetic: the next local midnight
+    else:
+        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=32)).replace(day=1)
+    return start.astimezone(UTC), end.astimezone(UTC)

@@ -1,10 +1,11 @@
 """The response cache: the same request is never paid for twice.
 
 ``cache_key`` hashes everything that changes an answer; a ``CacheBackend`` stores answers
-(``MemoryCache`` in process, ``SQLiteCache`` on disk); ``ResponseCache`` decides what may be
-cached (by default only ``temperature=0`` calls) and coalesces concurrent identical requests
-into one call. A cached answer is the original ``LLMResponse`` with ``cached=True``,
-``cost_estimate=0.0`` and the original cost kept in ``original_cost``.
+(``MemoryCache`` in process, ``SQLiteCache`` on disk, ``RedisCache`` shared by replicas);
+``ResponseCache`` decides what may be cached (by default only ``temperature=0`` calls) and
+coalesces concurrent identical requests into one call. A cached answer is the original
+``LLMResponse`` with ``cached=True``, ``cost_estimate=0.0`` and the original cost kept in
+``original_cost``.
 """
 
 from __future__ import annotations
@@ -125,7 +126,9 @@ def mark_cached(response: LLMResponse) -> LLMResponse:
 
 
 class CacheBackend(Protocol):
-    """Where cached answers live. A Redis backend would implement these three methods."""
+    """Where cached answers live (``MemoryCache``, ``SQLiteCache``,
+    ``aiecs_llm.redis_cache.RedisCache``).
+    """
 
     async def get(self, key: str) -> CachedResponse | None:
         """The entry under ``key``, or None when absent or expired."""
@@ -138,6 +141,35 @@ class CacheBackend(Protocol):
     async def clear(self) -> None:
         """Remove every entry."""
         ...
+
+
+def encode_entry(value: CachedResponse) -> str:
+    """``value`` as JSON, for a backend that stores text."""
+    return json.dumps(
+        {
+            "response": value.response.model_dump(mode="json"),
+            "chunks": None if value.chunks is None else list(value.chunks),
+            "stored_at": value.stored_at,
+        },
+        ensure_ascii=False,
+    )
+
+
+def decode_entry(text: str) -> CachedResponse | None:
+    """The entry ``encode_entry`` wrote; None (logged) for one this version cannot read, which
+    the backend should then drop.
+    """
+    try:
+        stored = json.loads(text)
+        chunks = stored["chunks"]
+        return CachedResponse(
+            response=LLMResponse.model_validate(stored["response"]),
+            chunks=None if chunks is None else tuple(chunks),
+            stored_at=float(stored["stored_at"]),
+        )
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        _log.warning("llm.cache.unreadable_entry", error=type(exc).__name__)
+        return None
 
 
 def _check_max_entries(max_entries: int) -> int:
@@ -282,30 +314,14 @@ class SQLiteCache(CacheBackend):
                 self._db.execute("DELETE FROM responses WHERE key = ?", (key,))
                 return None
             self._db.execute(f"UPDATE responses SET used = {_NEXT_USE} WHERE key = ?", (key,))
-        try:
-            stored = json.loads(text)
-            chunks = stored["chunks"]
-            return CachedResponse(
-                response=LLMResponse.model_validate(stored["response"]),
-                chunks=None if chunks is None else tuple(chunks),
-                stored_at=float(stored["stored_at"]),
-            )
-        except (ValueError, KeyError, TypeError, ValidationError) as exc:
-            # An entry written by an incompatible version: a miss, and dropped.
-            _log.warning("llm.cache.unreadable_entry", error=type(exc).__name__)
+        entry = decode_entry(text)
+        if entry is None:
             self._run("DELETE FROM responses WHERE key = ?", key)
-            return None
+        return entry
 
     def _set(self, key: str, value: CachedResponse, ttl: float | None) -> None:
         now = self._clock()
-        text = json.dumps(
-            {
-                "response": value.response.model_dump(mode="json"),
-                "chunks": None if value.chunks is None else list(value.chunks),
-                "stored_at": value.stored_at,
-            },
-            ensure_ascii=False,
-        )
+        text = encode_entry(value)
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(

@@ -13,13 +13,15 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
+from typing_extensions import override
 
 from aiecs_llm.clock import SYSTEM_CLOCK, Clock
 from aiecs_llm.errors import InvalidRequestError, RateLimitError
 
-__all__ = ["DEFAULT_MAX_WAITING", "ConcurrencyLimit", "RateLimiter", "Reservation"]
+__all__ = ["DEFAULT_MAX_WAITING", "ConcurrencyLimit", "RateBudget", "RateLimiter", "Reservation"]
 
 DEFAULT_MAX_WAITING = 1000
 """Callers a RateLimiter lets wait before it fails new ones at once."""
@@ -133,13 +135,23 @@ class Reservation:
             self._adjust(difference)
 
 
+class RateBudget(Protocol):
+    """A per-minute budget of requests and tokens that callers wait for: ``RateLimiter`` in
+    this process, ``aiecs_llm.redis_limits.SharedRateLimiter`` across replicas.
+    """
+
+    async def acquire(self, tokens: int = 0) -> Reservation:
+        """Wait until one request and ``tokens`` tokens fit, then take them."""
+        ...
+
+
 @dataclass(slots=True, eq=False)
 class _Waiter:
     tokens: int
     turn: asyncio.Future[None]  # resolved when this waiter reaches the head of the queue
 
 
-class RateLimiter:
+class RateLimiter(RateBudget):
     """Requests and tokens per minute for one provider (or key): callers wait their turn in a
     bounded FIFO queue instead of failing.
 
@@ -187,6 +199,7 @@ class RateLimiter:
         """Callers waiting for their turn."""
         return len(self._queue)
 
+    @override
     async def acquire(self, tokens: int = 0) -> Reservation:
         """Wait until one request and ``tokens`` tokens fit both budgets, then take them.
 

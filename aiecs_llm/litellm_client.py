@@ -20,7 +20,7 @@ from aiecs_llm import _events, _litellm, accounting, pricing
 from aiecs_llm import state as shared_state
 from aiecs_llm.accounting import Accounting
 from aiecs_llm.alerts import AlertManager
-from aiecs_llm.budget import BudgetController, BudgetReservation
+from aiecs_llm.budget import BudgetBook, BudgetReservation
 from aiecs_llm.cache import ResponseCache, cache_key, mark_cached
 from aiecs_llm.calls import CallRequest, PreparedCall, StreamReading, to_response
 from aiecs_llm.client import BaseLLMClient
@@ -60,6 +60,7 @@ _log = structlog.get_logger("aiecs_llm")
 # Per-call keyword arguments that are ours, not LiteLLM's.
 _OUR_PARAMETERS = frozenset({"timeout", "max_retries", "hedge", "tags", "cache"})
 _warned_deprecated: set[str] = set()
+_FLUSH_ON_CLOSE = 5.0  # seconds close() waits for settlements a shared budget has not booked
 
 
 class LiteLLMClient(BaseLLMClient):
@@ -114,7 +115,7 @@ class LiteLLMClient(BaseLLMClient):
         tags: Mapping[str, str] | None = None,
         monitor: LLMMonitor | None = None,
         ledger: UsageLedger | None = None,
-        budget: BudgetController | None = None,
+        budget: BudgetBook | None = None,
         alerts: AlertManager | None = None,
         cache: ResponseCache | None = None,
         **default_params: Any,
@@ -138,11 +139,11 @@ class LiteLLMClient(BaseLLMClient):
             budget=budget or shared.budget,
             alerts=alerts or shared.alerts,
         )
-        self.cache = cache or accounting.DEFAULTS.cache(self.settings.cache)
+        self.cache = cache or accounting.DEFAULTS.cache(self.settings.cache, self.settings.state)
         self.models = ModelManager(self.settings, self.settings.fallbacks)
         check_extra_parameters(default_params, error=ConfigurationError)
         self._default_params = default_params
-        self._state = state or shared_state.DEFAULT_STATE
+        self._state = state or shared_state.state_for(self.settings)
         resilience = self.settings.resilience
         self._router = Router(
             breaker=self._state.breaker(resilience),
@@ -210,7 +211,7 @@ class LiteLLMClient(BaseLLMClient):
     async def _generate(self, request: CallRequest) -> LLMResponse:
         reservation = None
         try:
-            reservation = self._reserve(request)
+            reservation = await self._reserve(request)
             async with self._in_flight.scope():
                 answer = await self._answer(request)
             async with answer.lease:
@@ -244,7 +245,8 @@ class LiteLLMClient(BaseLLMClient):
 
     @override
     async def close(self) -> None:
-        """End the calls in flight, then close the HTTP clients this client opened; idempotent.
+        """End the calls in flight, book their budget settlements (a shared budget waits up to
+        5 s for them), then close the HTTP clients this client opened; idempotent.
 
         A call or stream still running fails with ``ConfigurationError`` (code
         ``client_closed``); a call made afterwards fails the same way before anything is sent.
@@ -252,6 +254,8 @@ class LiteLLMClient(BaseLLMClient):
         if self._in_flight.closed:
             return
         await self._in_flight.close()
+        if self.accounting.budget is not None:
+            await self.accounting.budget.flush(timeout=_FLUSH_ON_CLOSE)
         await self._targets.close()
 
     def _request(
@@ -381,9 +385,9 @@ class LiteLLMClient(BaseLLMClient):
             params=params,
         )
 
-    def _reserve(self, request: CallRequest) -> BudgetReservation | None:
+    async def _reserve(self, request: CallRequest) -> BudgetReservation | None:
         try:
-            return self.accounting.reserve(
+            return await self.accounting.reserve(
                 models=self._chain(request),
                 messages=request.messages,
                 max_tokens=request.max_tokens,
@@ -481,7 +485,7 @@ class LiteLLMClient(BaseLLMClient):
                 return
         reservation = None
         try:
-            reservation = self._reserve(request)
+            reservation = await self._reserve(request)
             async with self._in_flight.scope():
                 answer = await self._route(request, self._open_stream)
         except BaseException as error:

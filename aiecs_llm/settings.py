@@ -150,7 +150,8 @@ class CacheSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    backend: Literal["memory", "sqlite"] = "memory"
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    """``redis`` shares the cache through the server of ``[state] url``."""
     path: str | None = None
     """SQLite file for the ``sqlite`` backend."""
     ttl: float | None = Field(default=3600.0, gt=0.0)
@@ -167,6 +168,18 @@ class Ledger(BaseModel):
 
     path: str | None = None
     """SQLite file; None keeps the ledger in memory (lost at exit)."""
+
+
+class StateSettings(BaseModel):
+    """The ``[state]`` section: where budgets, rate limits, breakers and key cool-downs live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr | None = None
+    """``redis://[:password@]host:port/db`` to share them with every replica; None keeps them
+    in this process. A secret, because the URL may carry the password."""
+    budget_fail_open: bool = False
+    """While Redis is unreachable, let calls through (logged) instead of refusing them."""
 
 
 class TokenPrice(BaseModel):
@@ -192,6 +205,7 @@ class LLMSettings(BaseModel):
     budgets: Budgets = Field(default_factory=Budgets)
     ledger: Ledger = Field(default_factory=Ledger)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
 
     def provider(self, name: str) -> ProviderSettings:
         """The section for ``name``, empty when it is not configured."""
@@ -244,6 +258,8 @@ class _Environment(BaseSettings):
     monthly_budget: float | None = Field(default=None, validation_alias="LLM_MONTHLY_BUDGET")
     budget_timezone: str | None = Field(default=None, validation_alias="LLM_BUDGET_TIMEZONE")
     usage_db: str | None = Field(default=None, validation_alias="LLM_USAGE_DB")
+    state_url: SecretStr | None = Field(default=None, validation_alias="LLM_STATE_URL")
+    budget_fail_open: bool | None = Field(default=None, validation_alias="LLM_BUDGET_FAIL_OPEN")
 
     @field_validator("openai_api_key", "anthropic_api_key", "google_api_key")
     @classmethod
@@ -291,6 +307,7 @@ class _Environment(BaseSettings):
             "resilience": _present(resilience),
             "budgets": _present(budgets),
             "ledger": _present({"path": self.usage_db}),
+            "state": _present({"url": self.state_url, "budget_fail_open": self.budget_fail_open}),
         }
 
 

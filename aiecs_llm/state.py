@@ -2,8 +2,9 @@
 
 A provider's rate limits, its keys' cool-downs and its routes' circuit breakers are shared by
 every client of the process, so that ten clients do not each believe they have the whole quota.
-``InProcessState`` keeps them in memory; a shared backend (e.g. Redis, for several replicas)
-can replace it behind the same methods.
+``InProcessState`` keeps them in memory; ``aiecs_llm.redis_state.RedisState`` shares them with
+every replica through Redis, behind the same methods. ``state_for`` picks one from the settings
+(``LLM_STATE_URL``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from aiecs_llm.breaker import CircuitBreaker
 from aiecs_llm.keys import KeyPool
-from aiecs_llm.limits import ConcurrencyLimit, RateLimiter, Reservation
+from aiecs_llm.limits import ConcurrencyLimit, RateBudget, RateLimiter, Reservation
 from aiecs_llm.redaction import fingerprint
 from aiecs_llm.settings import ProviderSettings, Resilience
+
+if TYPE_CHECKING:
+    from aiecs_llm.settings import LLMSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +34,7 @@ class ProviderLimits:
 
     client_concurrency: ConcurrencyLimit | None = None
     provider_concurrency: ConcurrencyLimit | None = None
-    rate: RateLimiter | None = None
+    rate: RateBudget | None = None
 
     @asynccontextmanager
     async def hold(self, tokens: int) -> AsyncIterator[Reservation | None]:
@@ -54,23 +58,21 @@ class InProcessState:
             asyncio.AbstractEventLoop, dict[tuple[str, int], ConcurrencyLimit]
         ] = WeakKeyDictionary()
         self._rates: WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[str, int | None, int | None, int], RateLimiter]
+            asyncio.AbstractEventLoop, dict[tuple[str, int | None, int | None, int], RateBudget]
         ] = WeakKeyDictionary()
 
     def breaker(self, resilience: Resilience) -> CircuitBreaker:
         """The breaker for these thresholds (one per configuration, shared)."""
         slot = (resilience.breaker_failures, resilience.breaker_cooldown)
         if slot not in self._breakers:
-            self._breakers[slot] = CircuitBreaker(
-                failure_threshold=resilience.breaker_failures, cooldown=resilience.breaker_cooldown
-            )
+            self._breakers[slot] = self._new_breaker(resilience)
         return self._breakers[slot]
 
     def key_pool(self, provider: str, keys: Sequence[str], resilience: Resilience) -> KeyPool:
         """The pool for this set of keys, so every client using them sees the same cool-downs."""
         slot = (provider, tuple(fingerprint(key) for key in keys))
         if slot not in self._pools:
-            self._pools[slot] = KeyPool(provider, keys, default_cooldown=resilience.key_cooldown)
+            self._pools[slot] = self._new_key_pool(provider, keys, resilience)
         return self._pools[slot]
 
     def provider_limits(
@@ -93,14 +95,29 @@ class InProcessState:
             rates = self._rates.setdefault(loop, {})
             key = (provider, rpm, tpm, resilience.rate_limit_queue)
             if key not in rates:
-                rates[key] = RateLimiter(
-                    requests_per_minute=rpm,
-                    tokens_per_minute=tpm,
-                    max_waiting=resilience.rate_limit_queue,
-                    name=provider,
-                )
+                rates[key] = self._new_rate(provider, configured, resilience)
             rate = rates[key]
         return ProviderLimits(client_concurrency, concurrency, rate)
+
+    # The three factories are the seam a shared backend overrides.
+
+    def _new_breaker(self, resilience: Resilience) -> CircuitBreaker:
+        return CircuitBreaker(
+            failure_threshold=resilience.breaker_failures, cooldown=resilience.breaker_cooldown
+        )
+
+    def _new_key_pool(self, provider: str, keys: Sequence[str], resilience: Resilience) -> KeyPool:
+        return KeyPool(provider, keys, default_cooldown=resilience.key_cooldown)
+
+    def _new_rate(
+        self, provider: str, configured: ProviderSettings, resilience: Resilience
+    ) -> RateBudget:
+        return RateLimiter(
+            requests_per_minute=configured.requests_per_minute,
+            tokens_per_minute=configured.tokens_per_minute,
+            max_waiting=resilience.rate_limit_queue,
+            name=provider,
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """Breaker and key states for metrics: labels and fingerprints only, never keys."""
@@ -115,4 +132,15 @@ class InProcessState:
 
 
 DEFAULT_STATE = InProcessState()
-"""The state every client uses unless given another."""
+"""The state every client uses unless given another or ``LLM_STATE_URL`` is set."""
+
+
+def state_for(settings: LLMSettings) -> InProcessState:
+    """The state a client of ``settings`` shares: ``DEFAULT_STATE``, or with ``LLM_STATE_URL``
+    the process's ``RedisState`` for that URL.
+    """
+    if settings.state.url is None:
+        return DEFAULT_STATE
+    from aiecs_llm.redis_state import shared_state
+
+    return shared_state(settings.state.url.get_secret_value())
