@@ -175,6 +175,46 @@ class _Writer:
         batch = [*self.unwritten, *records]
         if not batch:
             return None
+        try:
+            self.commit(batch)
+        except sqlite3.Error as error:
+            _log.error(
+                "llm.ledger.write_failed", path=self.label, records=len(batch), error=str(error)
+            )
+            self.unwritten = batch
+            return error
+        except _UNSTORABLE:
+            # One record SQLite cannot hold (an integer beyond 64 bits, say) must neither kill
+            # this thread, which would lose every later record, nor be retried forever: write
+            # the batch record by record and drop only what cannot be stored.
+            return self.write_one_by_one(batch)
+        self.unwritten = []
+        return None
+
+    def write_one_by_one(self, batch: list[RequestRecord]) -> sqlite3.Error | None:
+        for index, record in enumerate(batch):
+            try:
+                self.commit([record])
+            except sqlite3.Error as error:
+                _log.error(
+                    "llm.ledger.write_failed",
+                    path=self.label,
+                    records=len(batch) - index,
+                    error=str(error),
+                )
+                self.unwritten = batch[index:]
+                return error
+            except _UNSTORABLE as error:
+                _log.error(
+                    "llm.ledger.record_dropped",
+                    path=self.label,
+                    request_id=record.id,
+                    error=f"{type(error).__name__}: {error}",
+                )
+        self.unwritten = []
+        return None
+
+    def commit(self, batch: list[RequestRecord]) -> None:
         conn = self.connection
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -193,18 +233,10 @@ class _Writer:
                 ],
             )
             conn.execute("COMMIT")
-        except sqlite3.Error as error:
-            _log.error(
-                "llm.ledger.write_failed", path=self.label, records=len(batch), error=str(error)
-            )
-            self.unwritten = batch
-            return error
         finally:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-        self.unwritten = []
-        return None
 
     def query(self, job: _Query) -> None:
         try:
@@ -383,6 +415,11 @@ def _timestamp(moment: datetime) -> str:
     # Naive record times are taken as UTC, as RequestRecord documents them.
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+# What sqlite3 raises for a value it cannot bind (OverflowError for integers beyond 64 bits)
+# or tags json cannot encode: a fault of that record, not of the database.
+_UNSTORABLE = (OverflowError, ValueError, TypeError)
 
 
 def _to_row(record: RequestRecord) -> tuple[object, ...]:

@@ -54,6 +54,23 @@ def test_the_same_record_twice_is_stored_once(ledger):
     assert ledger.count(tags={"service": "billing"}) == 1
 
 
+def test_a_record_sqlite_cannot_store_is_dropped_alone(ledger):
+    # An integer beyond 64 bits makes sqlite3 raise OverflowError while binding: before, that
+    # killed the writer thread and every later record was lost.
+    unstorable = make(2, prompt_tokens=10**30)
+    with capture_logs() as logs:
+        ledger.record(make(1))
+        ledger.record(unstorable)
+        ledger.record(make(3))
+        ledger.flush()
+        ledger.record(make(4))  # the writer is still alive for later batches
+        stored = [record.id for record in ledger.rows()]
+    assert stored == ["r00001", "r00003", "r00004"]
+    dropped = [log for log in logs if log["event"] == "llm.ledger.record_dropped"]
+    assert [log["request_id"] for log in dropped] == ["r00002"]
+    assert "OverflowError" in dropped[0]["error"]
+
+
 async def test_a_thousand_records_from_fifty_tasks(ledger):
     async def caller(task: int) -> None:
         for i in range(20):
