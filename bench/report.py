@@ -113,7 +113,13 @@ def startup_lines(startup: Mapping[str, Any]) -> list[str]:
         "| measure | median | range | RSS after |",
         "|---|---|---|---|",
     ]
-    for label, item in (("import aiecs_llm", ours), ("import litellm", litellm)):
+    imports = [("import aiecs_llm", ours)]
+    if "aiecs_llm_client" in startup:
+        imports.append(
+            ("`from aiecs_llm import OpenAIClient, LLMMessage`", startup["aiecs_llm_client"])
+        )
+    imports.append(("import litellm", litellm))
+    for label, item in imports:
         lines.append(
             f"| {label} ({item['runs']} runs) | {item['import_ms_median']:.0f} ms | "
             f"{item['import_ms_min']:.0f}-{item['import_ms_max']:.0f} ms | "
