@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import structlog
 from typing_extensions import override
 
-from aiecs_llm import _events, _litellm, accounting, pricing
+from aiecs_llm import _events, _litellm, accounting, direct, pricing
 from aiecs_llm import state as shared_state
 from aiecs_llm.accounting import Accounting
 from aiecs_llm.alerts import AlertManager
@@ -154,6 +154,8 @@ class LiteLLMClient(BaseLLMClient):
             timeout=self.timeout,
         )
         self._closed = False
+        # OpenAI-format calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
+        self._direct = direct.DirectTransport() if direct.enabled() else None
         super().__init__(
             self._targets.own_provider or self._targets.own_litellm_provider or "litellm"
         )
@@ -244,6 +246,8 @@ class LiteLLMClient(BaseLLMClient):
             return
         self._closed = True
         await self._targets.close()
+        if self._direct is not None:
+            await self._direct.close()
 
     def _request(
         self,
@@ -421,10 +425,12 @@ class LiteLLMClient(BaseLLMClient):
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             raise call.fail(TimeoutError(f"no time left of the {call.request.timeout:g}s timeout"))
-        params = dict(call.params, timeout=remaining)
-        if call.http_client is not None:
-            params["client"] = call.http_client
         try:
+            if self._direct is not None and self._direct.handles(call):
+                return await self._direct.send(call, timeout=remaining)
+            params = dict(call.params, timeout=remaining)
+            if call.http_client is not None:
+                params["client"] = call.http_client
             return await _litellm.litellm().acompletion(**params)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
             raise call.fail(exc) from exc

@@ -1,0 +1,85 @@
+"""OpenAI's chat completions wire format (also any OpenAI-compatible server)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from aiecs_llm import _litellm
+from aiecs_llm.direct.answers import Answer, answer
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def request(
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    optional: Mapping[str, Any],
+    key: str,
+    base_url: str | None,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """URL, headers and JSON body, as LiteLLM's OpenAI path (the openai SDK) sends them."""
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    for name, value in optional.items():
+        if name == "extra_body":
+            body.update(value)  # the SDK merges extra_body into the top level
+        else:
+            body[name] = value
+    # LiteLLM's order: the call's api_base, then the environment, then OpenAI's endpoint.
+    base = (
+        base_url
+        or _litellm.litellm().api_base
+        or os.environ.get("OPENAI_BASE_URL")
+        or os.environ.get("OPENAI_API_BASE")
+        or DEFAULT_BASE_URL
+    )
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return f"{base.rstrip('/')}/chat/completions", headers, body
+
+
+def completion(data: Mapping[str, Any]) -> Answer:
+    """A whole answer from its JSON body."""
+    choices = data.get("choices") or []
+    first = choices[0] if choices else {}
+    reason = first.get("finish_reason")
+    usage = data.get("usage")
+    return answer(
+        model=data.get("model"),
+        text=(first.get("message") or {}).get("content"),
+        finish_reason=_litellm.finish_reason(reason) if reason else None,
+        usage=_litellm.usage(usage) if usage else None,
+    )
+
+
+def chunk(data: Mapping[str, Any]) -> Answer | None:
+    """One stream event (a ``data:`` line's JSON) as a chunk."""
+    choices = data.get("choices") or []
+    usage = data.get("usage")
+    if not choices:
+        if not usage:
+            return None
+        return Answer(
+            model=data.get("model"),
+            choices=[],
+            usage=_litellm.usage(usage),
+            _hidden_params={"provider_response_model": data.get("model")},
+        )
+    first = choices[0]
+    reason = first.get("finish_reason")
+    return answer(
+        model=data.get("model"),
+        text=(first.get("delta") or {}).get("content"),
+        finish_reason=_litellm.finish_reason(reason) if reason else None,
+        usage=_litellm.usage(usage) if usage else None,
+    )
+
+
+def stream_error(data: Mapping[str, Any]) -> tuple[int, Any] | None:
+    """(status, error) when a stream event is an error report instead of a chunk."""
+    error = data.get("error")
+    if error is None:
+        return None
+    code = error.get("code") if isinstance(error, dict) else None
+    return (code if isinstance(code, int) else 500), data
