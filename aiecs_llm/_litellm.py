@@ -190,3 +190,89 @@ def finish_reason(reason: str) -> str:
     from litellm.litellm_core_utils.core_helpers import map_finish_reason
 
     return str(map_finish_reason(reason))
+
+
+def anthropic_request(
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    optional: Mapping[str, Any],
+    key: str,
+    base_url: str | None,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """URL, headers and body exactly as LiteLLM's Anthropic handler builds them: its
+    ``AnthropicConfig`` headers and request transformation, its beta-header filtering.
+    """
+    from litellm.anthropic_beta_gated_fields import strip_beta_gated_request_body
+    from litellm.anthropic_beta_headers_manager import update_request_with_filtered_beta
+    from litellm.litellm_core_utils.url_utils import ensure_api_route
+
+    module = litellm()
+    base = (
+        base_url
+        or module.api_base
+        or os.environ.get("ANTHROPIC_API_BASE")
+        or os.environ.get("ANTHROPIC_BASE_URL")
+        or "https://api.anthropic.com/v1/messages"
+    )
+    url = ensure_api_route(base, "v1/messages")
+    config = chat_config(model, "anthropic")
+    params = {name: value for name, value in optional.items() if name != "stream"}
+    params["is_vertex_request"] = False
+    # The transformation rewrites the messages in place; LiteLLM hands it copies too.
+    copies = [dict(message) for message in messages]
+    headers = config.validate_environment(
+        headers={},
+        model=model,
+        messages=copies,
+        optional_params=dict(params),
+        litellm_params={},
+        api_key=key,
+        api_base=url,
+    )
+    data = config.transform_request(
+        model=model, messages=copies, optional_params=params, litellm_params={}, headers=headers
+    )
+    headers, data = update_request_with_filtered_beta(
+        headers=headers, request_data=data, provider="anthropic", api_base=url
+    )
+    body = dict(
+        strip_beta_gated_request_body(
+            data, headers, drop_params=None, model=model, provider="anthropic"
+        )
+    )
+    if optional.get("stream"):
+        body["stream"] = True
+    return url, dict(headers), body
+
+
+def anthropic_completion(data: dict[str, Any], status: int, headers: Mapping[str, str]) -> Any:
+    """LiteLLM's ``ModelResponse`` for an Anthropic Messages answer, by its own parser."""
+    import httpx
+    from litellm.types.utils import ModelResponse
+
+    return chat_config("claude", "anthropic").transform_parsed_response(
+        completion_response=data,
+        raw_response=httpx.Response(status_code=status, headers=dict(headers)),
+        model_response=ModelResponse(),
+    )
+
+
+def anthropic_chunk_parser() -> Any:
+    """LiteLLM's per-stream Anthropic event parser (``chunk_parser(event) -> chunk``)."""
+    from litellm.llms.anthropic.chat.handler import ModelResponseIterator
+
+    return ModelResponseIterator(streaming_response=None, sync_stream=False)
+
+
+def mapped_error(exc: BaseException, *, provider: str, model: str) -> BaseException:
+    """``exc`` through LiteLLM's exception mapping, as its stream wrapper maps what a chunk
+    parser raises.
+    """
+    from litellm.litellm_core_utils.exception_mapping_utils import exception_type
+
+    try:
+        exception_type(model=model, original_exception=exc, custom_llm_provider=provider)
+    except Exception as mapped:  # noqa: BLE001 - exception_type raises its mapping; returned
+        return mapped
+    return exc

@@ -53,6 +53,9 @@ async def _outcome(row: Row, tmp_path: Path, *, use_direct: bool) -> dict[str, A
                 fields = response.model_dump(exclude=set(_TIMINGS))
                 outcome = {"response": fields, "streamed": streamed}
             outcome["requests"] = cassette.play_count
+        if use_direct:
+            went_direct = client._direct is not None and client._direct._transport is not None
+            assert went_direct is (row.provider in direct.PROVIDERS), "not the path under test"
     finally:
         await client.close()
     return outcome

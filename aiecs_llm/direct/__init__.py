@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from aiecs_llm.direct.transport import Transport
 
 ENABLE_ENV = "LLM_DIRECT_TRANSPORT"
-PROVIDERS = frozenset({"openai"})
+PROVIDERS = frozenset({"openai", "anthropic"})
 """LiteLLM providers whose wire format this path speaks."""
 HANDLED_PARAMETERS = frozenset(
     {

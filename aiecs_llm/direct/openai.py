@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiecs_llm import _litellm
@@ -39,47 +39,58 @@ def request(
     return f"{base.rstrip('/')}/chat/completions", headers, body
 
 
-def completion(data: Mapping[str, Any]) -> Answer:
-    """A whole answer from its JSON body."""
+def completion(data: Any, status: int, headers: Mapping[str, str]) -> Answer:
+    """A whole answer from its JSON body. A missing usage report reads as zero tokens, as
+    LiteLLM reads it.
+    """
+    del status, headers  # the same signature as the other wire formats
     choices = data.get("choices") or []
-    first = choices[0] if choices else {}
-    reason = first.get("finish_reason")
-    usage = data.get("usage")
-    return answer(
-        model=data.get("model"),
-        text=(first.get("message") or {}).get("content"),
-        finish_reason=_litellm.finish_reason(reason) if reason else None,
-        usage=_litellm.usage(usage) if usage else None,
-    )
-
-
-def chunk(data: Mapping[str, Any]) -> Answer | None:
-    """One stream event (a ``data:`` line's JSON) as a chunk."""
-    choices = data.get("choices") or []
-    usage = data.get("usage")
     if not choices:
-        if not usage:
-            return None
-        return Answer(
-            model=data.get("model"),
-            choices=[],
-            usage=_litellm.usage(usage),
-            _hidden_params={"provider_response_model": data.get("model")},
-        )
+        return Answer(model=data.get("model"), choices=[], usage=None)
     first = choices[0]
     reason = first.get("finish_reason")
     return answer(
         model=data.get("model"),
-        text=(first.get("delta") or {}).get("content"),
+        text=(first.get("message") or {}).get("content"),
         finish_reason=_litellm.finish_reason(reason) if reason else None,
-        usage=_litellm.usage(usage) if usage else None,
+        usage=_litellm.usage(data.get("usage") or {}),
     )
 
 
-def stream_error(data: Mapping[str, Any]) -> tuple[int, Any] | None:
-    """(status, error) when a stream event is an error report instead of a chunk."""
-    error = data.get("error")
-    if error is None:
-        return None
-    code = error.get("code") if isinstance(error, dict) else None
-    return (code if isinstance(code, int) else 500), data
+def stream_parser(provider: str, model: str) -> Callable[[Any], Answer | None]:
+    """Reads one stream event (a ``data:`` line's JSON) into a chunk, None for none."""
+
+    def parse(data: Any) -> Answer | None:
+        error = data.get("error")
+        if error is not None:
+            # An error reported inside the stream: LiteLLM's classes, as for an HTTP error.
+            code = error.get("code") if isinstance(error, dict) else None
+            raise _litellm.provider_error(
+                provider=provider,
+                model=model,
+                status=code if isinstance(code, int) else 500,
+                text=str(data),
+                headers={},
+            )
+        choices = data.get("choices") or []
+        usage = data.get("usage")
+        counted = _litellm.usage(usage) if usage else None
+        if not choices:
+            if counted is None:
+                return None
+            return Answer(
+                model=data.get("model"),
+                choices=[],
+                usage=counted,
+                _hidden_params={"provider_response_model": data.get("model")},
+            )
+        first = choices[0]
+        reason = first.get("finish_reason")
+        return answer(
+            model=data.get("model"),
+            text=(first.get("delta") or {}).get("content"),
+            finish_reason=_litellm.finish_reason(reason) if reason else None,
+            usage=counted,
+        )
+
+    return parse

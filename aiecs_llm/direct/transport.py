@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from aiecs_llm import _litellm
-from aiecs_llm.direct import openai
+from aiecs_llm.direct import anthropic, openai
 from aiecs_llm.direct.answers import Answer
 
 if TYPE_CHECKING:
     from aiecs_llm.calls import PreparedCall
 
 # LiteLLM provider -> wire format (aiecs_llm.direct.PROVIDERS lists the same names).
-CODECS: dict[str, ModuleType] = {"openai": openai}
+CODECS: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic}
 _MAPPED_PARAMETERS = ("temperature", "max_tokens", "stream", "stream_options")
 _DATA = b"data:"
 _DONE = b"[DONE]"
@@ -40,6 +40,7 @@ class Transport:
 
     def __init__(self) -> None:
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._closed = False
 
     async def send(self, call: PreparedCall, *, timeout: float) -> Any:
         """The answer (``Answer``) or, for ``stream=True``, an async iterator of chunks;
@@ -61,26 +62,40 @@ class Transport:
         )
         fail = _Failures(provider, model)
         stream = bool(params.get("stream"))
+        if self._closed:  # a retry of a call that was in flight when the client was closed
+            raise fail.connection(RuntimeError("the client was closed"))
+        session = self._session()
         try:
             # A stream's time limit covers the answer's start; then the client's idle timeout
             # watches every chunk.
             async with asyncio.timeout(timeout):
-                response = await self._session().post(
-                    url, data=json.dumps(body).encode(), headers=headers
-                )
+                response = await session.post(url, data=json.dumps(body).encode(), headers=headers)
                 if response.status >= 400:
                     text = (await _body(response)).decode("utf-8", "replace")
                     raise fail.http(response.status, text, response.headers)
                 if not stream:
-                    return codec.completion(json.loads(await _body(response)))
+                    raw = await _body(response)
+                    try:
+                        return codec.completion(json.loads(raw), response.status, response.headers)
+                    # A malformed answer (JSON, shape) or the parser's own error class: mapped by
+                    # LiteLLM's exception_type and chained, exactly as litellm.acompletion does.
+                    except Exception as exc:
+                        raise fail.mapped(exc) from exc
         except TimeoutError as exc:
             raise fail.timeout(f"no answer within {timeout:.3g}s") from exc
         except aiohttp.ClientError as exc:
             raise fail.connection(exc) from exc
-        return ChunkStream(response, codec.chunk, codec.stream_error, fail)
+        except (RuntimeError, AssertionError) as exc:
+            # Closing the client with this call in flight: aiohttp then fails with these rather
+            # than a ClientError (its connector is gone). Anything else is a bug: re-raised.
+            if not session.closed:
+                raise
+            raise fail.connection(exc) from exc
+        return ChunkStream(response, codec.stream_parser(provider, model), fail)
 
     async def close(self) -> None:
-        """Close the sessions opened so far."""
+        """Close the sessions opened so far; later sends fail as connection errors."""
+        self._closed = True
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
@@ -120,6 +135,9 @@ class _Failures:
     def timeout(self, message: str) -> BaseException:
         return _litellm.timeout_error(provider=self.provider, model=self.model, message=message)
 
+    def mapped(self, exc: BaseException) -> BaseException:
+        return _litellm.mapped_error(exc, provider=self.provider, model=self.model)
+
     def connection(self, exc: BaseException) -> BaseException:
         message = f"{type(exc).__name__}: {exc}"
         return _litellm.connection_error(provider=self.provider, model=self.model, message=message)
@@ -131,13 +149,11 @@ class ChunkStream:
     def __init__(
         self,
         response: aiohttp.ClientResponse,
-        parse: Callable[[Mapping[str, Any]], Answer | None],
-        error_of: Callable[[Mapping[str, Any]], tuple[int, Any] | None],
+        parse: Callable[[Any], Answer | None],
         fail: _Failures,
     ) -> None:
         self._response = response
         self._parse = parse
-        self._error_of = error_of
         self._fail = fail
 
     def __aiter__(self) -> ChunkStream:
@@ -157,12 +173,11 @@ class ChunkStream:
             payload = line[len(_DATA) :].strip()
             if payload == _DONE:
                 raise StopAsyncIteration
-            data = json.loads(payload)
-            error = self._error_of(data)
-            if error is not None:
-                status, body = error
-                raise self._fail.http(status, json.dumps(body), self._response.headers)
-            parsed = self._parse(data)
+            try:
+                parsed = self._parse(json.loads(payload))
+            # Mapped and chained, as LiteLLM's stream wrapper maps whatever its parser raises.
+            except Exception as exc:
+                raise self._fail.mapped(exc) from exc
             if parsed is not None:
                 return parsed
 
