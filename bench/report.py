@@ -28,7 +28,9 @@ def _num(value: Any, digits: int = 1) -> str:
 
 def _ratio(cells: Cells, client: str, cell: str, metric: str = "rps") -> float | None:
     ours = cells.get(client, {}).get(cell, {}).get(metric)
-    base = cells.get(BASELINE, {}).get(cell, {}).get(metric)
+    # Clients of another wire format compare with raw LiteLLM on that format.
+    suffix = "_anthropic" if client.endswith("_anthropic") else ""
+    base = cells.get(BASELINE + suffix, {}).get(cell, {}).get(metric)
     if not ours or not base:
         return None
     return float(ours) / float(base)

@@ -34,6 +34,22 @@ INTERNALS = [
     ("litellm", "cost_per_token", ("model", "custom_llm_provider", "usage_object")),
     ("litellm", "APIConnectionError", ("message", "llm_provider", "model")),
     ("litellm", "Timeout", ("message", "model", "llm_provider")),
+    ("litellm.litellm_core_utils.url_utils", "ensure_api_route", ("api_base", "route")),
+    (
+        "litellm.anthropic_beta_headers_manager",
+        "update_request_with_filtered_beta",
+        ("headers", "request_data", "provider", "api_base"),
+    ),
+    (
+        "litellm.anthropic_beta_gated_fields",
+        "strip_beta_gated_request_body",
+        ("drop_params", "model", "provider"),
+    ),
+    (
+        "litellm.llms.anthropic.chat.handler",
+        "ModelResponseIterator",
+        ("streaming_response", "sync_stream"),
+    ),
 ]
 
 
@@ -123,3 +139,55 @@ def test_finish_reasons_are_normalised(raw: str, normalised: str) -> None:
 def test_litellm_import_is_frozen_out_of_the_collector() -> None:
     _litellm.litellm()
     assert gc.get_freeze_count() > 100_000
+
+
+def test_anthropic_request_is_litellm_s() -> None:
+    url, headers, body = _litellm.anthropic_request(
+        model="claude-sonnet-4-5",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+        optional=_litellm.optional_params(
+            "claude-sonnet-4-5", "anthropic", temperature=0.2, max_tokens=9, stream=True
+        ),
+        key="test-key",
+        base_url=None,
+    )
+    assert url == "https://api.anthropic.com/v1/messages"
+    assert headers["x-api-key"] == "test-key"
+    assert "anthropic-version" in headers
+    assert body["system"][0]["text"] == "Be brief.", "system message transformation changed"
+    assert body["messages"][0]["role"] == "user"
+    assert (body["max_tokens"], body["temperature"], body["stream"]) == (9, 0.2, True)
+
+
+def test_anthropic_answer_and_stream_parsers_are_litellm_s() -> None:
+    answer = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929",
+        "content": [{"type": "text", "text": "Hello"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 10, "output_tokens": 2},
+    }
+    response = _litellm.anthropic_completion(answer, 200, {})
+    assert response.choices[0].message.content == "Hello"
+    assert response.choices[0].finish_reason == "stop"
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (10, 2)
+    assert response.model == "claude-sonnet-4-5-20250929"
+
+    events = _litellm.anthropic_chunk_parser()
+    events.chunk_parser({"type": "message_start", "message": {**answer, "content": []}})
+    assert events.served_model == "claude-sonnet-4-5-20250929", "served_model moved"
+    delta = events.chunk_parser(
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}
+    )
+    assert delta.choices[0].delta.content == "Hi"
+    end = events.chunk_parser(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "max_tokens"},
+            "usage": {"output_tokens": 4},
+        }
+    )
+    assert end.choices[0].finish_reason == "length"
+    assert (end.usage.prompt_tokens, end.usage.completion_tokens) == (10, 4)
