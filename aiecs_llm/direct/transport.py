@@ -164,7 +164,9 @@ class ChunkStream:
         while True:
             try:
                 line = await content.readline()
-            except aiohttp.ClientError as exc:
+            # aiohttp's reader raises RuntimeError("Connection closed.") when the client is
+            # closed under a stream; a lost connection is a ClientError.
+            except (aiohttp.ClientError, RuntimeError) as exc:
                 raise self._fail.connection(exc) from exc
             if not line:
                 raise StopAsyncIteration

@@ -255,21 +255,26 @@ async def _close_mid_flight(
     return client, results
 
 
-@pytest.mark.xfail(
+_LEFT_OPEN_ON_GEMINI = pytest.mark.xfail(
     strict=True,
     reason=(
         "Calls that were waiting for a concurrency slot when close() ran still send their "
         "request afterwards: routing.Router._attempt builds the call (and takes its HTTP "
         "client) before waiting for the limits, and nothing checks the client's state after "
-        "the wait. On the Anthropic/Gemini path LiteLLM's closed AsyncHTTPHandler serves them "
+        "the wait. On the Gemini path LiteLLM's closed AsyncHTTPHandler serves them "
         "over new connections, which stay ESTABLISHED after close() with no owner left to "
-        "close them (on the OpenAI path they fail instead, see the next test). Fix: have "
+        "close them (on the direct transport, OpenAI and Anthropic, they fail instead, see "
+        "the next test). Fix: have "
         "close() mark the client closed and fail or await its in-flight calls; re-check the "
         "closed state in Router._attempt after target.limits.hold() and raise "
         "ConfigurationError('... is closed'); make Targets.http_client() refuse after close()."
     ),
 )
-@pytest.mark.parametrize("provider", ["anthropic", "google"])
+
+
+@pytest.mark.parametrize(
+    "provider", ["anthropic", pytest.param("google", marks=_LEFT_OPEN_ON_GEMINI)]
+)
 async def test_close_leaves_no_http_client_or_connection_open(figures, provider):
     async with ChaosServer() as server:
         client, results = await _close_mid_flight(server, provider, calls=8, max_concurrency=2)
