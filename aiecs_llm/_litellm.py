@@ -149,6 +149,7 @@ def provider_error(
     error class (``get_error_class``) run through LiteLLM's exception mapping, so that
     ``errors.translate_error`` classifies it exactly as on the LiteLLM path.
     """
+    litellm()  # configured before any LiteLLM module is imported
     import httpx
     from litellm.litellm_core_utils.exception_mapping_utils import exception_type
 
@@ -178,6 +179,7 @@ def timeout_error(*, provider: str, model: str, message: str) -> BaseException:
 
 def usage(counts: Mapping[str, Any]) -> Any:
     """A LiteLLM ``Usage`` from an OpenAI-format usage object: what its cost functions read."""
+    litellm()  # configured before any LiteLLM module is imported
     from litellm.types.utils import Usage
 
     return Usage(**counts)
@@ -187,6 +189,7 @@ def finish_reason(reason: str) -> str:
     """LiteLLM's normalised finish reason (``end_turn`` -> ``stop``, ``MAX_TOKENS`` ->
     ``length``).
     """
+    litellm()  # configured before any LiteLLM module is imported
     from litellm.litellm_core_utils.core_helpers import map_finish_reason
 
     return str(map_finish_reason(reason))
@@ -203,11 +206,11 @@ def anthropic_request(
     """URL, headers and body exactly as LiteLLM's Anthropic handler builds them: its
     ``AnthropicConfig`` headers and request transformation, its beta-header filtering.
     """
+    module = litellm()  # configured before any LiteLLM module is imported
     from litellm.anthropic_beta_gated_fields import strip_beta_gated_request_body
     from litellm.anthropic_beta_headers_manager import update_request_with_filtered_beta
     from litellm.litellm_core_utils.url_utils import ensure_api_route
 
-    module = litellm()
     base = (
         base_url
         or module.api_base
@@ -248,6 +251,7 @@ def anthropic_request(
 
 def anthropic_completion(data: dict[str, Any], status: int, headers: Mapping[str, str]) -> Any:
     """LiteLLM's ``ModelResponse`` for an Anthropic Messages answer, by its own parser."""
+    litellm()  # configured before any LiteLLM module is imported
     import httpx
     from litellm.types.utils import ModelResponse
 
@@ -260,6 +264,7 @@ def anthropic_completion(data: dict[str, Any], status: int, headers: Mapping[str
 
 def anthropic_chunk_parser() -> Any:
     """LiteLLM's per-stream Anthropic event parser (``chunk_parser(event) -> chunk``)."""
+    litellm()  # configured before any LiteLLM module is imported
     from litellm.llms.anthropic.chat.handler import ModelResponseIterator
 
     return ModelResponseIterator(streaming_response=None, sync_stream=False)
@@ -269,6 +274,7 @@ def mapped_error(exc: BaseException, *, provider: str, model: str) -> BaseExcept
     """``exc`` through LiteLLM's exception mapping, as its stream wrapper maps what a chunk
     parser raises.
     """
+    litellm()  # configured before any LiteLLM module is imported
     from litellm.litellm_core_utils.exception_mapping_utils import exception_type
 
     try:

@@ -154,7 +154,7 @@ class LiteLLMClient(BaseLLMClient):
             timeout=self.timeout,
         )
         self._closed = False
-        # OpenAI-format calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
+        # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
         self._direct = direct.DirectTransport() if direct.enabled() else None
         super().__init__(
             self._targets.own_provider or self._targets.own_litellm_provider or "litellm"

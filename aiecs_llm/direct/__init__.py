@@ -1,4 +1,4 @@
-"""The direct transport: calls to the spec providers sent over one shared aiohttp session per
+"""The direct transport: OpenAI and Anthropic calls sent over one shared aiohttp session per
 client, with LiteLLM's parameter mapping, error classes and prices but without
 ``litellm.acompletion``'s per-call machinery. Calls it does not handle (other providers, other
 parameters) go through LiteLLM as before. ``docs/benchmarks.md`` says what it buys and why.
