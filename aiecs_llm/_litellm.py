@@ -7,8 +7,10 @@ changed per call: the bundled cost map instead of a network fetch, and no banner
 
 from __future__ import annotations
 
+import gc
 import os
-from functools import cache
+from collections.abc import Mapping
+from functools import cache, lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +27,12 @@ def litellm() -> ModuleType:
 
     # LiteLLM prints "Give Feedback / Get Help" banners to stdout on every exception otherwise.
     module.suppress_debug_info = True
+    # LiteLLM's import leaves ~370,000 long-lived objects that every full collection walks
+    # again: a ~140 ms pause of the event loop each time. Frozen, they leave the collector's
+    # generations (a full collection then takes ~1 ms), and the LiteLLM path used ~15% less
+    # CPU per call at concurrency 64 (bench/, docs/benchmarks.md).
+    gc.collect()
+    gc.freeze()
     loaded: ModuleType = module
     return loaded
 
@@ -73,3 +81,204 @@ def http_handler(*, timeout: float) -> Any:
     from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 
     return AsyncHTTPHandler(timeout=timeout)
+
+
+# -- the pieces of LiteLLM the direct transport (aiecs_llm/direct) drives ------------------------
+# tests/test_litellm_internals.py fails with a clear message when one of them moves or changes.
+
+
+@lru_cache(maxsize=1024)
+def _optional_params(
+    model: str, provider: str, params: tuple[tuple[str, Any], ...], drop_params: object
+) -> Mapping[str, Any]:
+    from litellm.utils import get_optional_params
+
+    del drop_params  # part of the cache key only: get_optional_params reads the global itself
+    values = {name: _thawed(value) for name, value in params}
+    mapped: Mapping[str, Any] = get_optional_params(
+        model=model, custom_llm_provider=provider, **values
+    )
+    return mapped
+
+
+def optional_params(model: str, provider: str, **params: Any) -> dict[str, Any]:
+    """LiteLLM's mapping of OpenAI-style parameters to the provider's (``max_tokens`` becomes
+    ``max_completion_tokens`` for o-series models, unsupported values raise LiteLLM's
+    ``UnsupportedParamsError``), exactly as ``litellm.acompletion`` computes it.
+
+    Memoised: the mapping depends only on the model and these scalar values (and LiteLLM's
+    ``drop_params`` switch, part of the key), and it costs 0.1-0.4 ms per call.
+    """
+    hashable = tuple(sorted((k, _frozen(v)) for k, v in params.items() if v is not None))
+    mapped = _optional_params(model, provider, hashable, litellm().drop_params)
+    return dict(mapped)
+
+
+class _FrozenDict(tuple[tuple[str, Any], ...]):
+    """A dict parameter (``stream_options``) as a hashable cache key part."""
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _FrozenDict(sorted((k, _frozen(v)) for k, v in value.items()))
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    if isinstance(value, _FrozenDict):
+        return {k: _thawed(v) for k, v in value}
+    return value
+
+
+@cache
+def chat_config(model: str, provider: str) -> Any:
+    """LiteLLM's request/response transformation for a provider (``AnthropicConfig``, ...)."""
+    litellm()
+    from litellm.types.utils import LlmProviders
+    from litellm.utils import ProviderConfigManager
+
+    return ProviderConfigManager.get_provider_chat_config(
+        model=model, provider=LlmProviders(provider)
+    )
+
+
+def provider_error(
+    *, provider: str, model: str, status: int, text: str, headers: Mapping[str, str]
+) -> BaseException:
+    """The exception ``litellm.acompletion`` raises for this HTTP error answer: the provider's
+    error class (``get_error_class``) run through LiteLLM's exception mapping, so that
+    ``errors.translate_error`` classifies it exactly as on the LiteLLM path.
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    import httpx
+    from litellm.litellm_core_utils.exception_mapping_utils import exception_type
+
+    error: BaseException = chat_config(model, provider).get_error_class(
+        error_message=text, status_code=status, headers=httpx.Headers(dict(headers))
+    )
+    try:
+        exception_type(model=model, original_exception=error, custom_llm_provider=provider)
+    except Exception as mapped:  # noqa: BLE001 - exception_type raises its mapping; returned
+        return mapped
+    return error
+
+
+def connection_error(*, provider: str, model: str, message: str) -> BaseException:
+    """LiteLLM's exception for a request that got no HTTP answer."""
+    error: BaseException = litellm().APIConnectionError(
+        message=message, llm_provider=provider, model=model
+    )
+    return error
+
+
+def timeout_error(*, provider: str, model: str, message: str) -> BaseException:
+    """LiteLLM's exception for a request that did not finish in time."""
+    error: BaseException = litellm().Timeout(message=message, model=model, llm_provider=provider)
+    return error
+
+
+def usage(counts: Mapping[str, Any]) -> Any:
+    """A LiteLLM ``Usage`` from an OpenAI-format usage object: what its cost functions read."""
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.types.utils import Usage
+
+    return Usage(**counts)
+
+
+def finish_reason(reason: str) -> str:
+    """LiteLLM's normalised finish reason (``end_turn`` -> ``stop``, ``MAX_TOKENS`` ->
+    ``length``).
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.litellm_core_utils.core_helpers import map_finish_reason
+
+    return str(map_finish_reason(reason))
+
+
+def anthropic_request(
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    optional: Mapping[str, Any],
+    key: str,
+    base_url: str | None,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """URL, headers and body exactly as LiteLLM's Anthropic handler builds them: its
+    ``AnthropicConfig`` headers and request transformation, its beta-header filtering.
+    """
+    module = litellm()  # configured before any LiteLLM module is imported
+    from litellm.anthropic_beta_gated_fields import strip_beta_gated_request_body
+    from litellm.anthropic_beta_headers_manager import update_request_with_filtered_beta
+    from litellm.litellm_core_utils.url_utils import ensure_api_route
+
+    base = (
+        base_url
+        or module.api_base
+        or os.environ.get("ANTHROPIC_API_BASE")
+        or os.environ.get("ANTHROPIC_BASE_URL")
+        or "https://api.anthropic.com/v1/messages"
+    )
+    url = ensure_api_route(base, "v1/messages")
+    config = chat_config(model, "anthropic")
+    params = {name: value for name, value in optional.items() if name != "stream"}
+    params["is_vertex_request"] = False
+    # The transformation rewrites the messages in place; LiteLLM hands it copies too.
+    copies = [dict(message) for message in messages]
+    headers = config.validate_environment(
+        headers={},
+        model=model,
+        messages=copies,
+        optional_params=dict(params),
+        litellm_params={},
+        api_key=key,
+        api_base=url,
+    )
+    data = config.transform_request(
+        model=model, messages=copies, optional_params=params, litellm_params={}, headers=headers
+    )
+    headers, data = update_request_with_filtered_beta(
+        headers=headers, request_data=data, provider="anthropic", api_base=url
+    )
+    body = dict(
+        strip_beta_gated_request_body(
+            data, headers, drop_params=None, model=model, provider="anthropic"
+        )
+    )
+    if optional.get("stream"):
+        body["stream"] = True
+    return url, dict(headers), body
+
+
+def anthropic_completion(data: dict[str, Any], status: int, headers: Mapping[str, str]) -> Any:
+    """LiteLLM's ``ModelResponse`` for an Anthropic Messages answer, by its own parser."""
+    litellm()  # configured before any LiteLLM module is imported
+    import httpx
+    from litellm.types.utils import ModelResponse
+
+    return chat_config("claude", "anthropic").transform_parsed_response(
+        completion_response=data,
+        raw_response=httpx.Response(status_code=status, headers=dict(headers)),
+        model_response=ModelResponse(),
+    )
+
+
+def anthropic_chunk_parser() -> Any:
+    """LiteLLM's per-stream Anthropic event parser (``chunk_parser(event) -> chunk``)."""
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.anthropic.chat.handler import ModelResponseIterator
+
+    return ModelResponseIterator(streaming_response=None, sync_stream=False)
+
+
+def mapped_error(exc: BaseException, *, provider: str, model: str) -> BaseException:
+    """``exc`` through LiteLLM's exception mapping, as its stream wrapper maps what a chunk
+    parser raises.
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.litellm_core_utils.exception_mapping_utils import exception_type
+
+    try:
+        exception_type(model=model, original_exception=exc, custom_llm_provider=provider)
+    except Exception as mapped:  # noqa: BLE001 - exception_type raises its mapping; returned
+        return mapped
+    return exc

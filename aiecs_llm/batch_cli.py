@@ -15,12 +15,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-# None of these imports LiteLLM: the first call does, so --help stays instant.
-from aiecs_llm.batch import BatchProgress, BatchRequest, batch_generate
-from aiecs_llm.batch_files import InputError, ResultsFile, read_input
 from aiecs_llm.errors import ConfigurationError
-from aiecs_llm.providers import create_client
+
+# The batch machinery (pydantic models, the clients) is imported when the command runs, so
+# that `aiecs-llm --help` does not pay for it.
+if TYPE_CHECKING:
+    from aiecs_llm.batch import BatchProgress, BatchRequest
+    from aiecs_llm.batch_files import ResultsFile
 
 HELP = "run a JSONL file of prompts concurrently; resumable, one result line per item"
 DESCRIPTION = (
@@ -51,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (0 all ok, 1 some failed or not run, 2 bad
     input, 130 interrupted).
     """
+    from aiecs_llm.batch_files import InputError, ResultsFile, read_input
+
     try:
         _check_arguments(args)
         requests = read_input(
@@ -80,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
+    from aiecs_llm.batch_files import InputError
+
     if args.concurrency < 1:
         raise InputError("--concurrency must be 1 or more")
     if args.temperature is not None and not 0 <= args.temperature <= 2:
@@ -93,6 +100,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
 async def _run_batch(
     model: str | None, todo: list[BatchRequest], concurrency: int, results: ResultsFile
 ) -> BatchProgress:
+    from aiecs_llm.batch import BatchProgress, batch_generate
+    from aiecs_llm.providers import create_client
+
     final = BatchProgress(0, 0, 0, 0, len(todo), 0.0, 0)
     if not todo:  # everything is done already: no client, so no key, needed
         return final

@@ -18,7 +18,6 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
-import structlog
 from typing_extensions import override
 
 from aiecs_llm.commands import Command, batch, chat, cost, demo, health, models, serve, usage
@@ -151,6 +150,8 @@ def _logging_to_stderr(*, debug: bool) -> Iterator[None]:
     # through the standard library with a handler of its own, so its loggers are quietened
     # too. The library never configures logging; what was there is restored for in-process
     # callers.
+    import structlog  # here, not at module level: --help needs no logging
+
     previous = structlog.get_config()
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import structlog
 from typing_extensions import override
 
-from aiecs_llm import _events, _litellm, accounting, pricing
+from aiecs_llm import _events, _litellm, accounting, direct, pricing
 from aiecs_llm import state as shared_state
 from aiecs_llm.accounting import Accounting
 from aiecs_llm.alerts import AlertManager
@@ -163,6 +163,8 @@ class LiteLLMClient(BaseLLMClient):
             timeout=self.timeout,
         )
         self._in_flight = InFlight(type(self).__name__)
+        # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
+        self._direct = direct.DirectTransport() if direct.enabled() else None
         super().__init__(
             self._targets.own_provider or self._targets.own_litellm_provider or "litellm"
         )
@@ -257,6 +259,8 @@ class LiteLLMClient(BaseLLMClient):
         if self.accounting.budget is not None:
             await self.accounting.budget.flush(timeout=_FLUSH_ON_CLOSE)
         await self._targets.close()
+        if self._direct is not None:
+            await self._direct.close()
 
     def _request(
         self,
@@ -442,11 +446,13 @@ class LiteLLMClient(BaseLLMClient):
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             raise call.fail(TimeoutError(f"no time left of the {call.request.timeout:g}s timeout"))
-        params = dict(call.params, timeout=remaining)
-        if call.http_client is not None:
-            params["client"] = call.http_client
         call.request.stats.attempts += 1  # only requests that go out count as retries
         try:
+            if self._direct is not None and self._direct.handles(call):
+                return await self._direct.send(call, timeout=remaining)
+            params = dict(call.params, timeout=remaining)
+            if call.http_client is not None:
+                params["client"] = call.http_client
             return await _litellm.litellm().acompletion(**params)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
             error = call.fail(exc)  # translated even when replaced: that drops its tracebacks

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiecs_llm.commands.ledger_access import existing_ledger, report_zone
+from aiecs_llm.commands.serve import DEFAULT_HOST, DEFAULT_PORT
 from aiecs_llm.errors import ConfigurationError
 from aiecs_llm.health import ProviderHealth, health_check
 from aiecs_llm.ledger import UsageLedger
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LIVE_CHECK_TTL", "create_app", "serve"]
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 LIVE_CHECK_TTL = 30.0
 """Seconds a live health check result is served again before the providers are asked anew."""
 SHUTDOWN_TIMEOUT = 10.0

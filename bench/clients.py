@@ -16,11 +16,20 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 MODEL = "gpt-4o-mini"
+ANTHROPIC_MODEL = "claude-haiku-4-5"
 MAX_TOKENS = 64
 API_KEY = "bench-key"
 PROMPT = "Say something short about foxes."
 MESSAGES = [{"role": "user", "content": PROMPT}]
-CLIENTS = ("httpx", "aiohttp", "openai", "litellm", "aiecs_llm")
+CLIENTS = (
+    "httpx",
+    "aiohttp",
+    "openai",
+    "litellm",
+    "aiecs_llm",
+    "litellm_anthropic",
+    "aiecs_llm_anthropic",
+)
 
 StreamOutcome = tuple[int, float | None]
 """Content chunks seen, and when the first arrived."""
@@ -237,24 +246,31 @@ class AiecsClient:
     def __init__(self, base_url: str) -> None:
         import structlog
 
-        from aiecs_llm import LLMMessage, OpenAIClient
+        from aiecs_llm import LLMMessage
 
         # A benchmark process is an application and may choose its logging: events below
         # ERROR are dropped, as a production service that ships only errors would do.
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-        self.client = OpenAIClient(api_key=API_KEY, base_url=f"{base_url}/v1", max_retries=0)
+        self.client = self._make(base_url)
         self.messages = [LLMMessage(role="user", content=PROMPT)]
+
+    model = MODEL
+
+    def _make(self, base_url: str) -> Any:
+        from aiecs_llm import OpenAIClient
+
+        return OpenAIClient(api_key=API_KEY, base_url=f"{base_url}/v1", max_retries=0)
 
     async def plain(self) -> None:
         response = await self.client.generate_text(
-            self.messages, model=MODEL, max_tokens=MAX_TOKENS
+            self.messages, model=self.model, max_tokens=MAX_TOKENS
         )
         _check(response.content)
         _not_cached(response.cached)
 
     async def stream(self) -> StreamOutcome:
         chunks, first = 0, None
-        stream = self.client.stream_text(self.messages, model=MODEL, max_tokens=MAX_TOKENS)
+        stream = self.client.stream_text(self.messages, model=self.model, max_tokens=MAX_TOKENS)
         async for text in stream:
             if text:
                 if first is None:
@@ -274,12 +290,33 @@ def _not_cached(cached: bool) -> None:
         raise BadAnswerError("served from aiecs_llm's response cache")
 
 
+class LiteLLMAnthropicClient(LiteLLMRawClient):
+    """Raw ``litellm.acompletion`` on its Anthropic path (the bench server's /v1/messages)."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.options.update(model=f"anthropic/{ANTHROPIC_MODEL}", api_base=base_url)
+
+
+class AiecsAnthropicClient(AiecsClient):
+    """aiecs_llm's ``AnthropicClient``, as ``AiecsClient`` (the bench server's /v1/messages)."""
+
+    model = ANTHROPIC_MODEL
+
+    def _make(self, base_url: str) -> Any:
+        from aiecs_llm import AnthropicClient
+
+        return AnthropicClient(api_key=API_KEY, base_url=base_url, max_retries=0)
+
+
 _FACTORIES: dict[str, Callable[[str], BenchClient]] = {
     "httpx": HttpxClient,
     "aiohttp": AiohttpClient,
     "openai": OpenAISdkClient,
     "litellm": LiteLLMRawClient,
     "aiecs_llm": AiecsClient,
+    "litellm_anthropic": LiteLLMAnthropicClient,
+    "aiecs_llm_anthropic": AiecsAnthropicClient,
 }
 
 

@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import anthropic_wire
 from typing_extensions import override
 
 HOST = "127.0.0.1"
@@ -197,6 +198,7 @@ class Replies:
         self.options = options
         self._plain: dict[str, bytes] = {}
         self._streams: dict[tuple[str, bool], list[bytes]] = {}
+        self._anthropic: dict[tuple[str, str, bool], list[bytes]] = {}
         self._errors = {status: error_reply(status) for status in options.error_statuses}
         self._random = random.Random(options.seed)
         self._next_error = 0
@@ -217,6 +219,22 @@ class Replies:
                 served, self.options.chunks, include_usage=include_usage
             )
         return events
+
+    def anthropic(self, model: str, *, stream: bool) -> list[bytes]:
+        """Anthropic's answer, plain or streamed (faults are OpenAI-format only)."""
+        key = ("anthropic", model, stream)
+        pieces = self._anthropic.get(key)
+        if pieces is None:
+            served = anthropic_wire.DATED_MODELS.get(model, model)
+            texts = _texts(self.options.chunks)
+            if stream:
+                events = anthropic_wire.stream_events(served, texts)
+                pieces = [STREAM_HEAD + events[0], *events[1:]]
+            else:
+                body = anthropic_wire.completion_body(served, texts)
+                pieces = [_http(200, "OK", b"application/json", body)]
+            self._anthropic[key] = pieces
+        return pieces
 
     def fault(self) -> bytes | None:
         """An error answer for ``error_rate`` of the requests (statuses taken in turn)."""
@@ -269,7 +287,9 @@ class Connection(asyncio.Protocol):
         self.counters.requests += 1
         request_line = head.split(b"\r\n", 1)[0]
         parts = request_line.split(b" ")
-        if len(parts) < 2 or parts[0] != b"POST" or not parts[1].endswith(PATH_SUFFIX):
+        path = parts[1] if len(parts) >= 2 else b""
+        anthropic = path.endswith(anthropic_wire.PATH_SUFFIX)
+        if parts[0] != b"POST" or not (anthropic or path.endswith(PATH_SUFFIX)):
             self.send([NOT_FOUND])
             return
         try:
@@ -287,6 +307,11 @@ class Connection(asyncio.Protocol):
             self.send([fault])
             return
         model = str(payload.get("model") or "gpt-4o-mini")
+        if anthropic:
+            stream = bool(payload.get("stream"))
+            self.counters.streams += stream
+            self.send(self.replies.anthropic(model, stream=stream))
+            return
         if not payload.get("stream"):
             self.send([self.replies.plain(model)])
             return

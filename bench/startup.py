@@ -50,9 +50,11 @@ def _probe(statement: str) -> dict[str, object]:
     return last_json_line(result.stdout)
 
 
-def import_cost(module: str, runs: int) -> dict[str, object]:
-    """Median import time and RSS of ``module`` over ``runs`` fresh processes."""
-    statement = f"import {module}" if module else "pass"
+def import_cost(module: str, runs: int, statement: str | None = None) -> dict[str, object]:
+    """Median import time and RSS of ``module`` (or of ``statement``) over ``runs`` fresh
+    processes.
+    """
+    statement = statement or (f"import {module}" if module else "pass")
     _probe(statement)
     samples = [_probe(statement) for _ in range(runs)]
     seconds = [float(str(sample["seconds"])) for sample in samples]
@@ -127,6 +129,10 @@ def measure(runs: int, litellm_runs: int) -> dict[str, object]:
     return {
         "python": import_cost("", runs),
         "aiecs_llm": import_cost("aiecs_llm", runs),
+        # The package import is lazy (PEP 562); this is what a service's first use costs.
+        "aiecs_llm_client": import_cost(
+            "aiecs_llm", runs, "from aiecs_llm import OpenAIClient, LLMMessage"
+        ),
         "aiecs_llm_breakdown": import_breakdown("aiecs_llm"),
         "litellm": import_cost("litellm", litellm_runs),
         "help": command_wall(help_command(), runs),

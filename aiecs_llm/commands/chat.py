@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from aiecs_llm.commands import Command
 from aiecs_llm.commands.formatting import usd
 from aiecs_llm.errors import ConfigurationError
-from aiecs_llm.types import LLMMessage, LLMResponse, Role
+
+if TYPE_CHECKING:
+    from aiecs_llm.types import LLMMessage, LLMResponse, Role
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _messages(prompt: str, system: str | None) -> list[LLMMessage]:
+    from aiecs_llm.types import LLMMessage
+
     messages = []
     parts: tuple[tuple[Role, str | None, str], ...] = (
         ("system", system, "--system"),

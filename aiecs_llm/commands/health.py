@@ -7,10 +7,13 @@ import asyncio
 import dataclasses
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from aiecs_llm.commands import Command
 from aiecs_llm.commands.formatting import one_line, table
-from aiecs_llm.health import ProviderHealth
+
+if TYPE_CHECKING:
+    from aiecs_llm.health import ProviderHealth
 
 _HEADERS = ("PROVIDER", "KEY", "KEYS", "LIVE", "LATENCY", "DETAIL")
 _NUMERIC_COLUMNS = {2, 4}

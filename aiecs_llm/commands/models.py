@@ -6,12 +6,14 @@ import argparse
 import json
 import sys
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiecs_llm.commands import Command
 from aiecs_llm.commands.formatting import count, table, usd
 from aiecs_llm.errors import ConfigurationError
-from aiecs_llm.models import ModelInfo
+
+if TYPE_CHECKING:
+    from aiecs_llm.models import ModelInfo
 
 _HEADERS = ("MODEL", "CONTEXT", "INPUT $/1M", "OUTPUT $/1M", "STATUS")
 _NUMERIC_COLUMNS = {1, 2, 3}

@@ -9,7 +9,10 @@ import signal
 import sys
 
 from aiecs_llm.commands import Command
-from aiecs_llm.ops_server import DEFAULT_HOST, DEFAULT_PORT
+
+# Here rather than in ops_server, so that building the parser does not import the server.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 _HIGHEST_PORT = 65535
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
