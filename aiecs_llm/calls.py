@@ -1,5 +1,5 @@
-"""A request on its way through LiteLLM, and reading LiteLLM's answers (whole responses and
-stream chunks) into ``LLMResponse``.
+"""A request on its way through LiteLLM, what it reads from its client as it goes, and reading
+LiteLLM's answers (whole responses and stream chunks) into ``LLMResponse``.
 """
 
 from __future__ import annotations
@@ -8,12 +8,17 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aiecs_llm import pricing
 from aiecs_llm.errors import InvalidResponseError, LLMClientError, translate_error
 from aiecs_llm.settings import TokenPrice
 from aiecs_llm.types import LLMMessage, LLMResponse
+
+if TYPE_CHECKING:
+    from aiecs_llm.accounting import Accounting
+    from aiecs_llm.cache import ResponseCache
+    from aiecs_llm.settings import LLMSettings
 
 
 @dataclass(slots=True)
@@ -54,6 +59,17 @@ class CallRequest:
     def deadline(self) -> float:
         """``time.monotonic()`` by which the call, retries and fallbacks included, is over."""
         return self.started + self.timeout
+
+
+class CallOwner(Protocol):
+    """The client attributes a call reads as it runs (not once when the client is made), so a
+    change to one of them applies from the next call on.
+    """
+
+    settings: LLMSettings
+    accounting: Accounting
+    cache: ResponseCache | None
+    log_content: bool
 
 
 @dataclass(slots=True)
