@@ -145,6 +145,23 @@ class RateBudget(Protocol):
         ...
 
 
+def check_token_request(tokens: int, tokens_per_minute: int | None, limiter: str) -> None:
+    """Refuse, before any wait, a request no wait can serve; ``limiter`` names the budget.
+
+    Raises:
+        ValueError: ``tokens`` is negative.
+        InvalidRequestError: ``tokens`` exceeds ``tokens_per_minute``, so it can never fit.
+
+    """
+    if tokens < 0:
+        raise ValueError("tokens must be >= 0")
+    if tokens_per_minute is not None and tokens > tokens_per_minute:
+        raise InvalidRequestError(
+            f"{limiter} allows {tokens_per_minute} tokens per minute; "
+            f"a request of {tokens} tokens can never fit"
+        )
+
+
 @dataclass(slots=True, eq=False)
 class _Waiter:
     tokens: int
@@ -210,13 +227,7 @@ class RateLimiter(RateBudget):
                 when this one would have had its turn.
 
         """
-        if tokens < 0:
-            raise ValueError("tokens must be >= 0")
-        if self.tokens_per_minute is not None and tokens > self.tokens_per_minute:
-            raise InvalidRequestError(
-                f"{self._label} allows {self.tokens_per_minute} tokens per minute; "
-                f"a request of {tokens} tokens can never fit"
-            )
+        check_token_request(tokens, self.tokens_per_minute, self._label)
         if not self._queue and self._wait_for(1, tokens) == 0.0:
             return self._take(tokens, waited=0.0)
         if len(self._queue) >= self.max_waiting:

@@ -19,8 +19,8 @@ import asyncio
 import structlog
 from typing_extensions import override
 
-from aiecs_llm.errors import InvalidRequestError, RateLimitError
-from aiecs_llm.limits import RateBudget, RateLimiter, Reservation
+from aiecs_llm.errors import RateLimitError
+from aiecs_llm.limits import RateBudget, RateLimiter, Reservation, check_token_request
 from aiecs_llm.redis_connection import LuaScript, RedisConnection, RedisUnavailable, spawn
 
 __all__ = ["SharedRateLimiter"]
@@ -94,13 +94,7 @@ class SharedRateLimiter(RateBudget):
                 would pass a minute; ``retry_after`` says how long it would have been.
 
         """
-        if tokens < 0:
-            raise ValueError("tokens must be >= 0")
-        if self.tokens_per_minute is not None and tokens > self.tokens_per_minute:
-            raise InvalidRequestError(
-                f"rate limiter {self.name!r} allows {self.tokens_per_minute} tokens per "
-                f"minute; a request of {tokens} tokens can never fit"
-            )
+        check_token_request(tokens, self.tokens_per_minute, f"rate limiter {self.name!r}")
         try:
             status, wait = await self._run(1, tokens, "take")
         except RedisUnavailable:
