@@ -29,7 +29,7 @@ from typing_extensions import override
 
 from aiecs_llm.breaker import CircuitBreaker, Route, _Circuit
 from aiecs_llm.keys import KeyPool
-from aiecs_llm.limits import ConcurrencyLimit, RateBudget, RateLimiter
+from aiecs_llm.limits import ConcurrencyLimit, RateBudget
 from aiecs_llm.redaction import fingerprint
 from aiecs_llm.redis_connection import (
     LuaScript,
@@ -40,7 +40,7 @@ from aiecs_llm.redis_connection import (
 )
 from aiecs_llm.redis_limits import SharedRateLimiter
 from aiecs_llm.settings import ProviderSettings, Resilience
-from aiecs_llm.state import InProcessState, ProviderLimits
+from aiecs_llm.state import InProcessState, ProviderLimits, local_rate_limiter
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -279,14 +279,10 @@ class RedisState(InProcessState):
     def _new_rate(
         self, provider: str, configured: ProviderSettings, resilience: Resilience
     ) -> RateBudget:
-        local = RateLimiter(
-            requests_per_minute=configured.requests_per_minute,
-            tokens_per_minute=configured.tokens_per_minute,
-            max_waiting=resilience.rate_limit_queue,
-            name=provider,
-        )
         return SharedRateLimiter(
-            self.connection, rate_key(self.connection, provider, configured), local
+            self.connection,
+            rate_key(self.connection, provider, configured),
+            local_rate_limiter(provider, configured, resilience),
         )
 
 

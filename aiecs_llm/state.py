@@ -112,12 +112,7 @@ class InProcessState:
     def _new_rate(
         self, provider: str, configured: ProviderSettings, resilience: Resilience
     ) -> RateBudget:
-        return RateLimiter(
-            requests_per_minute=configured.requests_per_minute,
-            tokens_per_minute=configured.tokens_per_minute,
-            max_waiting=resilience.rate_limit_queue,
-            name=provider,
-        )
+        return local_rate_limiter(provider, configured, resilience)
 
     def snapshot(self) -> dict[str, Any]:
         """Breaker and key states for metrics: labels and fingerprints only, never keys."""
@@ -129,6 +124,18 @@ class InProcessState:
             },
             "keys": {provider: pool.snapshot() for (provider, _), pool in self._pools.items()},
         }
+
+
+def local_rate_limiter(
+    provider: str, configured: ProviderSettings, resilience: Resilience
+) -> RateLimiter:
+    """The in-process limiter for ``provider``'s configured requests and tokens per minute."""
+    return RateLimiter(
+        requests_per_minute=configured.requests_per_minute,
+        tokens_per_minute=configured.tokens_per_minute,
+        max_waiting=resilience.rate_limit_queue,
+        name=provider,
+    )
 
 
 DEFAULT_STATE = InProcessState()
