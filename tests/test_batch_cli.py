@@ -306,9 +306,16 @@ def test_ctrl_c_keeps_the_finished_items_and_says_how_to_resume(provider_server,
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "OPENAI_BASE_URL": provider_server.openai_base}
     provider_server.default = Reply.ok(delay=0.25)
-    process = subprocess.Popen(
-        batch_command(tmp_path / "in.jsonl", out), env=env, stderr=subprocess.PIPE, text=True
-    )
+    # A shell that started the suite in the background (nohup, `&`, some CI runners) hands it
+    # SIGINT ignored, and a child inherits that; a user's terminal does not. A handled signal
+    # is reset to the default at exec, so the child starts as it would from a terminal.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            batch_command(tmp_path / "in.jsonl", out), env=env, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     deadline = time.monotonic() + 120
     while complete_lines(out) < 5 and process.poll() is None:
         assert time.monotonic() < deadline, "the batch made no progress"
