@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -130,7 +130,7 @@ class GeminiChunkStream:
         timeout: float,
     ) -> None:
         self._response = response
-        self._lines: AsyncIterator[str] | None = _lines(response)
+        self._lines: AsyncGenerator[str, None] | None = _lines(response)
         self._parse = parse
         self._fail = fail
         self._session = session
@@ -172,6 +172,9 @@ class GeminiChunkStream:
 
     async def aclose(self) -> None:
         """Release the connection (back to the pool when the stream was read to the end)."""
+        lines, self._lines = self._lines, None
+        if lines is not None:
+            await lines.aclose()
         self._response.release()
 
     def _drop_response(self) -> None:
@@ -233,7 +236,7 @@ class GeminiChunkStream:
         return end
 
 
-async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+async def _lines(response: aiohttp.ClientResponse) -> AsyncGenerator[str, None]:
     """The body's lines as LiteLLM reads them: ``aiter_sse_lines(response.aiter_text())``
     (UTF-8, undecodable bytes replaced, lines ended by CRLF, LF or CR).
     """
