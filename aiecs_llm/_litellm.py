@@ -282,3 +282,284 @@ def mapped_error(exc: BaseException, *, provider: str, model: str) -> BaseExcept
     except Exception as mapped:  # noqa: BLE001 - exception_type raises its mapping; returned
         return mapped
     return exc
+
+
+# -- Gemini (Google AI Studio) ----------------------------------------------------------------
+
+
+class GeminiCallRecord:
+    """What LiteLLM's Gemini parsers read from its per-call ``Logging`` object, and nothing
+    else: the mapped parameters (``check_is_function_call``, candidate processing), the LiteLLM
+    parameters (thought signatures in tool-call ids) and the tokens a context-cache creation
+    cost (none: the direct path sends no cached content). Slotted: a parser that starts reading
+    another attribute fails loudly (tests/test_direct_gemini.py) rather than reading nothing.
+    """
+
+    __slots__ = ("litellm_params", "optional_params", "vertex_ai_cache_creation_input_tokens")
+
+    def __init__(self, optional: Mapping[str, Any]) -> None:
+        self.optional_params = dict(optional)
+        self.litellm_params: dict[str, Any] = {}
+        self.vertex_ai_cache_creation_input_tokens = 0
+
+
+def gemini_request(
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    optional: Mapping[str, Any],
+    key: str,
+    base_url: str | None,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """URL, headers and body exactly as LiteLLM's Gemini handler builds them: its URL and key
+    header (``_get_token_and_url``: ``x-goog-api-key``, ``/v1alpha`` for Gemini 3+), its
+    ``validate_environment`` headers and its request-body transformation (system message to
+    ``system_instruction``, ``generationConfig``, the optional default output budget).
+    """
+    module = litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.gemini.transformation import (
+        _with_default_output_budget,
+        transform_request_body,
+    )
+    from litellm.llms.vertex_ai.gemini.vertex_and_google_ai_studio_gemini import (
+        VertexGeminiConfig,
+    )
+
+    stream = bool(optional.get("stream"))
+    params = {name: value for name, value in optional.items() if name != "stream"}
+    base = base_url or module.api_base or os.environ.get("GEMINI_API_BASE")
+    auth, url = _vertex_llm()._get_token_and_url(
+        model=model,
+        auth_header=None,
+        gemini_api_key=key,
+        vertex_project=None,
+        vertex_location=None,
+        vertex_credentials=None,
+        stream=stream,
+        custom_llm_provider="gemini",
+        api_base=base,
+    )
+    # The transformation rewrites the messages and parameters in place; LiteLLM hands it copies.
+    copies: list[Any] = [dict(message) for message in messages]
+    headers = VertexGeminiConfig().validate_environment(
+        api_key=auth,
+        headers=None,
+        model=model,
+        messages=copies,
+        optional_params=dict(params),
+        litellm_params={},
+    )
+    body = transform_request_body(
+        messages=copies,
+        model=model,
+        optional_params=params,
+        custom_llm_provider="gemini",
+        litellm_params={},
+        cached_content=None,
+    )
+    body = _with_default_output_budget(body, model, "gemini", None)
+    return url, dict(headers), dict(body)
+
+
+@cache
+def _vertex_llm() -> Any:
+    """LiteLLM's Gemini handler (stateless for AI Studio calls): its URL and key placement."""
+    from litellm.llms.vertex_ai.gemini.vertex_and_google_ai_studio_gemini import VertexLLM
+
+    return VertexLLM()
+
+
+def gemini_completion(
+    data: dict[str, Any],
+    status: int,
+    headers: Mapping[str, str],
+    *,
+    model: str,
+    optional: Mapping[str, Any],
+    hops: tuple[dict[str, Any], ...] = (),
+) -> Any:
+    """LiteLLM's ``ModelResponse`` for a ``generateContent`` answer (with the long-decode
+    continuation answers ``hops``, merged as LiteLLM merges them), by its own parser.
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    import httpx
+    from litellm.llms.vertex_ai.gemini.long_decode import (
+        initial_prompt_tokens_of,
+        merge_hops,
+        with_initial_prompt_tokens,
+    )
+    from litellm.llms.vertex_ai.gemini.vertex_and_google_ai_studio_gemini import (
+        VertexGeminiConfig,
+    )
+    from litellm.types.utils import ModelResponse, Usage
+
+    answers = (data, *hops)
+    merged = VertexGeminiConfig().transform_google_generate_content_to_openai_model_response(
+        completion_response=merge_hops(answers),
+        model_response=ModelResponse(),
+        model=model,
+        logging_obj=GeminiCallRecord(optional),
+        raw_response=httpx.Response(status_code=status, headers=dict(headers)),
+    )
+    usage = getattr(merged, "usage", None)
+    if not isinstance(usage, Usage):
+        return merged
+    marked = with_initial_prompt_tokens(usage, initial_prompt_tokens_of(answers))
+    return merged if marked is usage else merged.model_copy(update={"usage": marked})
+
+
+def gemini_next_hop(
+    body: Mapping[str, Any], answers: tuple[dict[str, Any], ...]
+) -> dict[str, Any] | None:
+    """The long-decode continuation request LiteLLM sends after ``answers`` (the first answer
+    and the continuations so far), or None when it sends none.
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.gemini.long_decode import (
+        _unary_next_hop_token,
+        continuation_cap_of,
+        hop_request,
+    )
+
+    token = _unary_next_hop_token(answers, continuation_cap_of(body))
+    if token is None:
+        return None
+    return dict(hop_request(body, token))
+
+
+def gemini_chunk_parser(optional: Mapping[str, Any], body: Mapping[str, Any]) -> Any:
+    """LiteLLM's per-stream Gemini parser (``chunk_parser(event) -> chunk``), planning
+    long-decode continuations as LiteLLM's does for this request ``body``; the direct stream
+    opens them itself (its ``_pending_hop_token``, ``_start_hop``, ``_truncated_stream_end``).
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.gemini.long_decode import continuation_cap_of
+    from litellm.llms.vertex_ai.gemini.vertex_and_google_ai_studio_gemini import (
+        ModelResponseIterator,
+    )
+
+    parser = ModelResponseIterator(
+        streaming_response=None, sync_stream=False, logging_obj=GeminiCallRecord(optional)
+    )
+    # What LiteLLM's constructor derives from its resume argument (which would also carry
+    # LiteLLM's own httpx opener for the continuation).
+    parser._output_cap = continuation_cap_of(body)
+    return parser
+
+
+def gemini_parsed(raw: bytes, status: int, headers: Mapping[str, str]) -> dict[str, Any]:
+    """A ``generateContent`` answer's JSON, or the ``VertexAIError`` (422) LiteLLM's
+    ``parse_body`` raises for a body it cannot read (tests/test_litellm_internals.py checks
+    the two agree). ``raw`` is already decompressed, which ``parse_body``'s httpx response
+    would try again.
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    import json
+
+    from litellm.llms.vertex_ai.common_utils import VertexAIError
+    from litellm.types.llms.vertex_ai import GenerateContentResponseBody
+
+    del status  # the same signature as the other parsers
+    try:
+        return dict(GenerateContentResponseBody(**json.loads(raw)))
+    # parse_body turns any failure (not JSON, not an object) into this error, chained.
+    except Exception as e:
+        raise VertexAIError(
+            message=(
+                f"Error converting to valid response block={e}. "
+                "File an issue if litellm error - https://github.com/BerriAI/litellm/issues"
+            ),
+            status_code=422,
+            headers=dict(headers),
+        ) from e
+
+
+def gemini_hop_failed(error: BaseException | str) -> None:
+    """LiteLLM's warning for a continuation that failed (the answer so far is returned)."""
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.gemini.long_decode import log_failed_hop
+
+    log_failed_hop(error if isinstance(error, Exception | str) else repr(error))
+
+
+def gemini_hop_request(body: Mapping[str, Any], token: str) -> dict[str, Any]:
+    """The continuation request LiteLLM sends for ``token``."""
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.gemini.long_decode import hop_request
+
+    return dict(hop_request(body, token))
+
+
+def gemini_hop_errors() -> type[Exception]:
+    """LiteLLM's ``VertexAIError``: what its Gemini parse and HTTP failures raise."""
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.common_utils import VertexAIError
+
+    error: type[Exception] = VertexAIError
+    return error
+
+
+def stream_total_usage(
+    chunks: list[Any],
+    *,
+    model: str,
+    text: str,
+    reasoning: str | None,
+    only_text: bool,
+    messages: list[dict[str, str]],
+) -> Any:
+    """The usage LiteLLM's stream wrapper reports at the end of a stream (its
+    ``stream_chunk_builder``), from its parser's chunks that carried one: the provider's
+    counts through ``ChunkProcessor.calculate_usage``, the total recomputed as prompt plus
+    completion, and an unreported reasoning count read as 0 when every delta was only text
+    (``only_text``), else as LiteLLM's token count of the ``reasoning`` text (None without).
+    ``text`` and ``messages`` are counted only for a count the provider never reported.
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.litellm_core_utils.streaming_chunk_builder_utils import ChunkProcessor
+    from litellm.litellm_core_utils.token_counter import token_counter
+
+    reasoning_tokens: int | None = 0
+    if not only_text:
+        reasoning_tokens = (
+            token_counter(text=reasoning, count_response_tokens=True) if reasoning else None
+        )
+    return ChunkProcessor(chunks, messages).calculate_usage(
+        chunks=chunks,
+        model=model,
+        completion_output=text,
+        messages=messages,
+        reasoning_tokens=reasoning_tokens,
+    )
+
+
+def carries_more_than_text(delta: Any) -> bool:
+    """Whether a stream delta carries anything besides text (tool calls, reasoning, provider
+    fields, ...): what decides how LiteLLM's stream builder counts reasoning tokens.
+    """
+    from litellm.litellm_core_utils.streaming_chunk_builder_utils import _NON_TEXT_DELTA_FIELDS
+
+    return any(delta.get(name) is not None for name in _NON_TEXT_DELTA_FIELDS)
+
+
+def sse_line_splitter() -> Any:
+    """LiteLLM's incremental SSE line splitter (``feed(text) -> lines``, ``flush()``), which
+    its Gemini stream reads the body with.
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.custom_httpx.sse_lines import _SSELineSplitter
+
+    return _SSELineSplitter()
+
+
+def gemini_stream_error_text(raw: bytes) -> str:
+    """A stream's HTTP error body as LiteLLM's Gemini stream opener words it: ``str()`` of the
+    bytes, through its ``translate_exception_str``.
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.gemini.vertex_and_google_ai_studio_gemini import (
+        VertexGeminiConfig,
+    )
+
+    text: str = VertexGeminiConfig().translate_exception_str(str(raw))
+    return text

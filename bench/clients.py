@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
+GEMINI_MODEL = "gemini-2.5-flash"
 MAX_TOKENS = 64
 API_KEY = "bench-key"
 PROMPT = "Say something short about foxes."
@@ -29,6 +30,8 @@ CLIENTS = (
     "aiecs_llm",
     "litellm_anthropic",
     "aiecs_llm_anthropic",
+    "litellm_gemini",
+    "aiecs_llm_gemini",
 )
 
 StreamOutcome = tuple[int, float | None]
@@ -309,6 +312,27 @@ class AiecsAnthropicClient(AiecsClient):
         return AnthropicClient(api_key=API_KEY, base_url=base_url, max_retries=0)
 
 
+class LiteLLMGeminiClient(LiteLLMRawClient):
+    """Raw ``litellm.acompletion`` on its Gemini (AI Studio) path (the bench server's
+    /v1beta/models/<model>:generateContent and :streamGenerateContent).
+    """
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.options.update(model=f"gemini/{GEMINI_MODEL}", api_base=f"{base_url}/v1beta")
+
+
+class AiecsGeminiClient(AiecsClient):
+    """aiecs_llm's ``GoogleAIClient``, as ``AiecsClient`` (the bench server's Gemini paths)."""
+
+    model = GEMINI_MODEL
+
+    def _make(self, base_url: str) -> Any:
+        from aiecs_llm import GoogleAIClient
+
+        return GoogleAIClient(api_key=API_KEY, base_url=f"{base_url}/v1beta", max_retries=0)
+
+
 _FACTORIES: dict[str, Callable[[str], BenchClient]] = {
     "httpx": HttpxClient,
     "aiohttp": AiohttpClient,
@@ -317,6 +341,8 @@ _FACTORIES: dict[str, Callable[[str], BenchClient]] = {
     "aiecs_llm": AiecsClient,
     "litellm_anthropic": LiteLLMAnthropicClient,
     "aiecs_llm_anthropic": AiecsAnthropicClient,
+    "litellm_gemini": LiteLLMGeminiClient,
+    "aiecs_llm_gemini": AiecsGeminiClient,
 }
 
 

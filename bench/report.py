@@ -9,7 +9,9 @@ CELLS: tuple[tuple[str, int], ...] = (("plain", 1), ("plain", 64), ("stream", 1)
 BASELINE = "litellm"
 OURS = "aiecs_llm"
 # (our client, its wire format) for the targets; each compares with raw LiteLLM on its format.
-FORMATS = ((OURS, "OpenAI"), (f"{OURS}_anthropic", "Anthropic"))
+FORMATS = ((OURS, "OpenAI"), (f"{OURS}_anthropic", "Anthropic"), (f"{OURS}_gemini", "Gemini"))
+# Client-name suffix of each non-OpenAI wire format.
+FORMAT_SUFFIXES = ("_anthropic", "_gemini")
 FULL_MEMORY_CALLS = 20_000
 
 Cells = Mapping[str, Mapping[str, Mapping[str, Any]]]
@@ -31,7 +33,7 @@ def _num(value: Any, digits: int = 1) -> str:
 def _ratio(cells: Cells, client: str, cell: str, metric: str = "rps") -> float | None:
     ours = cells.get(client, {}).get(cell, {}).get(metric)
     # Clients of another wire format compare with raw LiteLLM on that format.
-    suffix = "_anthropic" if client.endswith("_anthropic") else ""
+    suffix = next((end for end in FORMAT_SUFFIXES if client.endswith(end)), "")
     base = cells.get(BASELINE + suffix, {}).get(cell, {}).get(metric)
     if not ours or not base:
         return None

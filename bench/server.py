@@ -1,4 +1,6 @@
-"""A fast OpenAI-compatible chat completions server for the benchmarks, on 127.0.0.1 only.
+"""A fast OpenAI-compatible chat completions server for the benchmarks, on 127.0.0.1 only; it
+also answers Anthropic's ``POST /v1/messages`` (``anthropic_wire.py``) and Gemini's
+``POST /v1beta/models/<model>:generateContent`` / ``:streamGenerateContent`` (``gemini_wire.py``).
 
 ``POST /v1/chat/completions`` answers in OpenAI's wire format: a JSON completion with usage, or
 an SSE stream (a role chunk, ``--chunks`` content chunks, a finish chunk, a usage chunk when
@@ -29,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 import anthropic_wire
+import gemini_wire
 from typing_extensions import override
 
 HOST = "127.0.0.1"
@@ -199,6 +202,7 @@ class Replies:
         self._plain: dict[str, bytes] = {}
         self._streams: dict[tuple[str, bool], list[bytes]] = {}
         self._anthropic: dict[tuple[str, str, bool], list[bytes]] = {}
+        self._gemini: dict[tuple[str, bool], list[bytes]] = {}
         self._errors = {status: error_reply(status) for status in options.error_statuses}
         self._random = random.Random(options.seed)
         self._next_error = 0
@@ -234,6 +238,21 @@ class Replies:
                 body = anthropic_wire.completion_body(served, texts)
                 pieces = [_http(200, "OK", b"application/json", body)]
             self._anthropic[key] = pieces
+        return pieces
+
+    def gemini(self, model: str, *, stream: bool) -> list[bytes]:
+        """Gemini's answer, plain or streamed (faults are OpenAI-format only)."""
+        key = (model, stream)
+        pieces = self._gemini.get(key)
+        if pieces is None:
+            texts = _texts(self.options.chunks)
+            if stream:
+                events = gemini_wire.stream_events(model, texts)
+                pieces = [STREAM_HEAD + events[0], *events[1:]]
+            else:
+                body = gemini_wire.completion_body(model, texts)
+                pieces = [_http(200, "OK", b"application/json", body)]
+            self._gemini[key] = pieces
         return pieces
 
     def fault(self) -> bytes | None:
@@ -289,7 +308,8 @@ class Connection(asyncio.Protocol):
         parts = request_line.split(b" ")
         path = parts[1] if len(parts) >= 2 else b""
         anthropic = path.endswith(anthropic_wire.PATH_SUFFIX)
-        if parts[0] != b"POST" or not (anthropic or path.endswith(PATH_SUFFIX)):
+        gemini_model = gemini_wire.model_of(path)
+        if parts[0] != b"POST" or not (anthropic or gemini_model or path.endswith(PATH_SUFFIX)):
             self.send([NOT_FOUND])
             return
         try:
@@ -305,6 +325,11 @@ class Connection(asyncio.Protocol):
         if fault is not None:
             self.counters.errors += 1
             self.send([fault])
+            return
+        if gemini_model is not None:
+            stream = gemini_wire.STREAM_METHOD in path
+            self.counters.streams += stream
+            self.send(self.replies.gemini(gemini_model, stream=stream))
             return
         model = str(payload.get("model") or "gpt-4o-mini")
         if anthropic:

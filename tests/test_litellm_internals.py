@@ -191,3 +191,148 @@ def test_anthropic_answer_and_stream_parsers_are_litellm_s() -> None:
     )
     assert end.choices[0].finish_reason == "length"
     assert (end.usage.prompt_tokens, end.usage.completion_tokens) == (10, 4)
+
+
+GEMINI = "litellm.llms.vertex_ai.gemini"
+GEMINI_HANDLER = f"{GEMINI}.vertex_and_google_ai_studio_gemini"
+GEMINI_INTERNALS = [
+    (
+        f"{GEMINI}.transformation",
+        "transform_request_body",
+        (
+            "messages",
+            "model",
+            "optional_params",
+            "custom_llm_provider",
+            "litellm_params",
+            "cached_content",
+        ),
+    ),
+    (f"{GEMINI}.transformation", "_with_default_output_budget", ()),
+    (f"{GEMINI}.long_decode", "merge_hops", ("hops",)),
+    (f"{GEMINI}.long_decode", "initial_prompt_tokens_of", ("hops",)),
+    (f"{GEMINI}.long_decode", "with_initial_prompt_tokens", ("usage", "initial_prompt_tokens")),
+    (f"{GEMINI}.long_decode", "_unary_next_hop_token", ("hops", "output_cap")),
+    (f"{GEMINI}.long_decode", "continuation_cap_of", ("request_body",)),
+    (f"{GEMINI}.long_decode", "hop_request", ("request_body", "token")),
+    (f"{GEMINI}.long_decode", "log_failed_hop", ("error",)),
+    ("litellm.llms.vertex_ai.common_utils", "VertexAIError", ("message", "status_code")),
+    ("litellm.llms.custom_httpx.sse_lines", "_SSELineSplitter", ()),
+    (
+        "litellm.litellm_core_utils.streaming_chunk_builder_utils",
+        "ChunkProcessor",
+        ("chunks", "messages"),
+    ),
+    ("litellm.litellm_core_utils.token_counter", "token_counter", ("text",)),
+    (
+        GEMINI_HANDLER,
+        "ModelResponseIterator",
+        ("streaming_response", "sync_stream", "logging_obj"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "attribute", "parameters"),
+    GEMINI_INTERNALS,
+    ids=[f"{m}.{a}" for m, a, _ in GEMINI_INTERNALS],
+)
+def test_gemini_internal_exists_with_the_parameters_we_pass(
+    module: str, attribute: str, parameters: tuple[str, ...]
+) -> None:
+    test_internal_exists_with_the_parameters_we_pass(module, attribute, parameters)
+
+
+# (class, method, parameters our code passes by name)
+GEMINI_METHODS = [
+    (
+        "VertexLLM",
+        "_get_token_and_url",
+        (
+            "model",
+            "auth_header",
+            "gemini_api_key",
+            "vertex_project",
+            "vertex_location",
+            "vertex_credentials",
+            "stream",
+            "custom_llm_provider",
+            "api_base",
+        ),
+    ),
+    (
+        "VertexGeminiConfig",
+        "validate_environment",
+        ("api_key", "headers", "model", "messages", "optional_params", "litellm_params"),
+    ),
+    (
+        "VertexGeminiConfig",
+        "transform_google_generate_content_to_openai_model_response",
+        ("completion_response", "model_response", "model", "logging_obj", "raw_response"),
+    ),
+    ("ModelResponseIterator", "chunk_parser", ("chunk",)),
+    ("ModelResponseIterator", "_common_chunk_parsing_logic", ("chunk",)),
+    ("ModelResponseIterator", "handle_accumulated_json_chunk", ("chunk", "is_final")),
+    ("ModelResponseIterator", "_start_hop", ("response", "token")),
+    ("ModelResponseIterator", "_truncated_stream_end", ("token",)),
+    ("ModelResponseIterator", "_end_of_unanswered_hop", ("reason",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "method", "parameters"), GEMINI_METHODS, ids=[f"{c}.{m}" for c, m, _ in GEMINI_METHODS]
+)
+def test_gemini_method_exists_with_the_parameters_we_pass(
+    cls: str, method: str, parameters: tuple[str, ...]
+) -> None:
+    _litellm.litellm()
+    target = getattr(_resolve(GEMINI_HANDLER, cls), method, None)
+    assert target is not None, f"LiteLLM's {cls}.{method} is gone; aiecs_llm/_litellm.py uses it"
+    accepted = inspect.signature(target).parameters
+    missing = [name for name in parameters if name not in accepted]
+    assert not missing, f"LiteLLM's {cls}.{method} no longer takes {missing}"
+
+
+def test_gemini_stream_parser_state_we_read_is_there() -> None:
+    parser = _litellm.gemini_chunk_parser({}, {"generationConfig": {"max_output_tokens": 50}})
+    for name in ("_pending_hop_token", "_output_cap", "chunk_type", "_json_buffer"):
+        assert hasattr(parser, name), f"ModelResponseIterator.{name} moved"
+    assert parser._output_cap == 50
+    assert parser.chunk_type == "valid_json"
+
+
+def test_gemini_request_is_litellm_s() -> None:
+    url, headers, body = _litellm.gemini_request(
+        model="gemini-2.5-flash",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+        optional=_litellm.optional_params(
+            "gemini-2.5-flash", "gemini", temperature=0.2, max_tokens=9, stream=True
+        ),
+        key="test-key",
+        base_url=None,
+    )
+    assert url == (
+        "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash"
+        ":streamGenerateContent?alt=sse"
+    )
+    assert headers["x-goog-api-key"] == "test-key", "the key moved out of x-goog-api-key"
+    assert "key=" not in url
+    assert body["system_instruction"] == {"parts": [{"text": "Be brief."}]}
+    assert body["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
+    assert body["generationConfig"] == {"temperature": 0.2, "max_output_tokens": 9}
+
+
+@pytest.mark.parametrize("raw", [b'{"candidates": [', b"[1, 2]"], ids=["truncated", "not-object"])
+def test_gemini_unreadable_answer_fails_as_parse_body_does(raw: bytes) -> None:
+    import httpx
+    from litellm.llms.vertex_ai.common_utils import VertexAIError
+    from litellm.llms.vertex_ai.gemini.long_decode import parse_body
+
+    with pytest.raises(VertexAIError) as litellm_s:
+        parse_body(httpx.Response(422, content=raw))
+    with pytest.raises(VertexAIError) as ours:
+        _litellm.gemini_parsed(raw, 200, {})
+    assert (ours.value.status_code, ours.value.message) == (
+        litellm_s.value.status_code,
+        litellm_s.value.message,
+    )

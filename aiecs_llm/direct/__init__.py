@@ -1,5 +1,5 @@
-"""The direct transport: OpenAI and Anthropic calls sent over one shared aiohttp session per
-client, with LiteLLM's parameter mapping, error classes and prices but without
+"""The direct transport: OpenAI, Anthropic and Gemini (AI Studio) calls sent over one shared
+aiohttp session per client, with LiteLLM's parameter mapping, error classes and prices but without
 ``litellm.acompletion``'s per-call machinery. Calls it does not handle (other providers, other
 parameters) go through LiteLLM as before. ``docs/benchmarks.md`` says what it buys and why.
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from aiecs_llm.direct.transport import Transport
 
 ENABLE_ENV = "LLM_DIRECT_TRANSPORT"
-PROVIDERS = frozenset({"openai", "anthropic"})
+PROVIDERS = frozenset({"openai", "anthropic", "gemini"})
 """LiteLLM providers whose wire format this path speaks."""
 HANDLED_PARAMETERS = frozenset(
     {

@@ -12,27 +12,26 @@ and rebuild the whole response at the end of a stream.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from aiecs_llm import _litellm
-from aiecs_llm.direct import anthropic, openai
+from aiecs_llm.direct import anthropic, gemini, gemini_transport, openai
 from aiecs_llm.direct.answers import Answer
+from aiecs_llm.direct.http import Failures, read_body
 
 if TYPE_CHECKING:
     from aiecs_llm.calls import PreparedCall
 
 # LiteLLM provider -> wire format (aiecs_llm.direct.PROVIDERS lists the same names).
-CODECS: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic}
+CODECS: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic, "gemini": gemini}
 _MAPPED_PARAMETERS = ("temperature", "max_tokens", "stream", "stream_options")
 _DATA = b"data:"
 _DONE = b"[DONE]"
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class Transport:
@@ -60,8 +59,24 @@ class Transport:
             key=params["api_key"],
             base_url=params.get("api_base"),
         )
-        fail = _Failures(provider, model)
         stream = bool(params.get("stream"))
+        if codec is gemini:
+            fail = Failures(gemini.STREAM_PROVIDER if stream else "gemini", model)
+            if self._closed:
+                raise fail.connection(RuntimeError("the client was closed"))
+            return await gemini_transport.send(
+                self._session(),
+                fail,
+                url=url,
+                headers=headers,
+                body=body,
+                optional=optional,
+                messages=params["messages"],
+                model=model,
+                stream=stream,
+                timeout=timeout,
+            )
+        fail = Failures(provider, model)
         if self._closed:  # a retry of a call that was in flight when the client was closed
             raise fail.connection(RuntimeError("the client was closed"))
         session = self._session()
@@ -71,10 +86,10 @@ class Transport:
             async with asyncio.timeout(timeout):
                 response = await session.post(url, data=json.dumps(body).encode(), headers=headers)
                 if response.status >= 400:
-                    text = (await _body(response)).decode("utf-8", "replace")
+                    text = (await read_body(response)).decode("utf-8", "replace")
                     raise fail.http(response.status, text, response.headers)
                 if not stream:
-                    raw = await _body(response)
+                    raw = await read_body(response)
                     try:
                         return codec.completion(json.loads(raw), response.status, response.headers)
                     # A malformed answer (JSON, shape) or the parser's own error class: mapped by
@@ -111,38 +126,6 @@ class Transport:
         return session
 
 
-async def _body(response: aiohttp.ClientResponse) -> bytes:
-    body = await response.read()
-    # aiohttp decompresses what it receives, but recordings replayed through vcrpy's aiohttp
-    # stub (aiecs_llm.testing, the conformance suite) hand the body over as recorded.
-    if body[:2] == _GZIP_MAGIC and response.headers.get("Content-Encoding") == "gzip":
-        return gzip.decompress(body)
-    return body
-
-
-class _Failures:
-    """LiteLLM's exceptions for one call's failures (see ``_litellm.provider_error``)."""
-
-    def __init__(self, provider: str, model: str) -> None:
-        self.provider = provider
-        self.model = model
-
-    def http(self, status: int, text: str, headers: Mapping[str, str]) -> BaseException:
-        return _litellm.provider_error(
-            provider=self.provider, model=self.model, status=status, text=text, headers=headers
-        )
-
-    def timeout(self, message: str) -> BaseException:
-        return _litellm.timeout_error(provider=self.provider, model=self.model, message=message)
-
-    def mapped(self, exc: BaseException) -> BaseException:
-        return _litellm.mapped_error(exc, provider=self.provider, model=self.model)
-
-    def connection(self, exc: BaseException) -> BaseException:
-        message = f"{type(exc).__name__}: {exc}"
-        return _litellm.connection_error(provider=self.provider, model=self.model, message=message)
-
-
 class ChunkStream:
     """The chunks of a server-sent-event stream, one ``Answer`` per event with content."""
 
@@ -150,7 +133,7 @@ class ChunkStream:
         self,
         response: aiohttp.ClientResponse,
         parse: Callable[[Any], Answer | None],
-        fail: _Failures,
+        fail: Failures,
     ) -> None:
         self._response = response
         self._parse = parse

@@ -1,0 +1,51 @@
+"""What the direct transport's wire formats share: reading a body, and LiteLLM's exceptions
+for a call's failures.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Mapping
+
+import aiohttp
+
+from aiecs_llm import _litellm
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+async def read_body(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, decompressed."""
+    body = await response.read()
+    # aiohttp decompresses what it receives, but recordings replayed through vcrpy's aiohttp
+    # stub (aiecs_llm.testing, the conformance suite) hand the body over as recorded.
+    if body[:2] == _GZIP_MAGIC and response.headers.get("Content-Encoding") == "gzip":
+        return gzip.decompress(body)
+    return body
+
+
+class Failures:
+    """LiteLLM's exceptions for one call's failures (see ``_litellm.provider_error``)."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+
+    def http(self, status: int, text: str, headers: Mapping[str, str]) -> BaseException:
+        """For an HTTP error answer."""
+        return _litellm.provider_error(
+            provider=self.provider, model=self.model, status=status, text=text, headers=headers
+        )
+
+    def timeout(self, message: str) -> BaseException:
+        """For an answer that did not come in time."""
+        return _litellm.timeout_error(provider=self.provider, model=self.model, message=message)
+
+    def mapped(self, exc: BaseException) -> BaseException:
+        """For what a parser raised, through LiteLLM's exception mapping."""
+        return _litellm.mapped_error(exc, provider=self.provider, model=self.model)
+
+    def connection(self, exc: BaseException) -> BaseException:
+        """For a request that got no (whole) answer."""
+        message = f"{type(exc).__name__}: {exc}"
+        return _litellm.connection_error(provider=self.provider, model=self.model, message=message)
