@@ -563,3 +563,110 @@ def gemini_stream_error_text(raw: bytes) -> str:
 
     text: str = VertexGeminiConfig().translate_exception_str(str(raw))
     return text
+
+
+def sse_data(line: str) -> str:
+    """A stream line without its ``data:`` prefix, as LiteLLM's Gemini parser strips it."""
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
+
+    data: str | None = CustomStreamWrapper.strip_sse_data_from_chunk(line)
+    return data or ""
+
+
+def gemini_parser_is_fresh(parser: Any) -> bool:
+    """Whether LiteLLM's stream parser is on the first response of its stream with nothing that
+    changes how a plain text event reads: no continuation answered yet (no usage, grounding or
+    answer offsets to add), no fragments accumulating, no tool call seen (which would turn a
+    ``STOP`` into ``tool_calls``).
+    """
+    return bool(
+        parser.chunk_type == "valid_json"
+        and not parser._usage_offset
+        and not parser._grounding_offset
+        and not parser._answer_offset
+        and not parser.has_seen_tool_calls
+        and not parser.is_function_call
+    )
+
+
+def gemini_took_plain_event(parser: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """The state LiteLLM's ``chunk_parser`` keeps for a plain text event (the continuation
+    bookkeeping: this response's usage and answer bytes, no unanswered continuation), and the
+    event as it reads it. Nothing else of its per-event work depends on such an event.
+    """
+    parser.sent_first_chunk = True
+    parser._unanswered_hop_token = None
+    processed: dict[str, Any] = parser._with_answer_offset(parser._with_usage_offset(event))
+    return processed
+
+
+def gemini_usage_chunk(parser: Any, event: dict[str, Any]) -> Any:
+    """The chunk (only its id, model and usage) LiteLLM's ``chunk_parser`` makes of a plain
+    text event with ``usageMetadata`` read on the first response of its stream: its
+    ``calculate_usage`` and grounding counters (no grounding), unmarked (no continuation yet).
+    """
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.gemini.vertex_and_google_ai_studio_gemini import (
+        VertexGeminiConfig,
+        _cache_creation_tokens,
+        _served_model_name,
+    )
+    from litellm.types.utils import ModelResponseStream
+
+    usage = VertexGeminiConfig.calculate_usage(
+        completion_response=event, cache_creation_tokens=_cache_creation_tokens(parser.logging_obj)
+    )
+    VertexGeminiConfig.set_grounding_usage_counters(usage, [])
+    chunk = ModelResponseStream(
+        choices=[], id=event.get("responseId"), model=_served_model_name(event.get("modelVersion"))
+    )
+    chunk.usage = usage
+    return chunk
+
+
+def gemini_usage_supersedes(last: Any, earlier: list[dict[str, Any]]) -> bool:
+    """Whether the usage chunk ``last`` decides every figure ``ChunkProcessor.calculate_usage``
+    would take from the plain events ``earlier`` (before it in the stream), so that their
+    usage need not be computed. Its totalling keeps, per figure, the last chunk that reported
+    it: a positive prompt and completion count, completion details, a cache-read count (the
+    prompt side being positive). Prompt details are always present on Gemini usage, the
+    cache-creation, cost, server-tool and pricing fields never are, and the grounding counters
+    come from the same (empty) grounding on every plain event, so ``last`` decides those too.
+    """
+    if not (last.usage.prompt_tokens > 0 and last.usage.completion_tokens > 0):
+        return False
+    if last.usage.completion_tokens_details is None:
+        return False
+    if last.usage.cache_read_input_tokens is not None:
+        return True
+    return all(event["usageMetadata"].get("cachedContentTokenCount") is None for event in earlier)
+
+
+@cache
+def gemini_served_model_name() -> Any:
+    """LiteLLM's ``_served_model_name``: the model it reports for an event's ``modelVersion``."""
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.gemini.vertex_and_google_ai_studio_gemini import (
+        _served_model_name,
+    )
+
+    return _served_model_name
+
+
+def gemini_finish_reason(finish: str | None) -> str:
+    """The finish reason LiteLLM's Gemini stream gives a text chunk whose candidate has
+    ``finishReason`` ``finish`` (and no function or tool call).
+    """
+    reason: str = _gemini_config().check_finish_reason(None, finish)
+    return reason
+
+
+@cache
+def _gemini_config() -> Any:
+    litellm()  # configured before any LiteLLM module is imported
+    from litellm.llms.vertex_ai.gemini.vertex_and_google_ai_studio_gemini import (
+        VertexGeminiConfig,
+    )
+
+    return VertexGeminiConfig

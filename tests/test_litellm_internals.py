@@ -301,6 +301,37 @@ def test_gemini_stream_parser_state_we_read_is_there() -> None:
     assert parser.chunk_type == "valid_json"
 
 
+def test_gemini_stream_parser_state_of_plain_events_is_there() -> None:
+    """What the direct stream reads and keeps itself for plain text events
+    (aiecs_llm/_litellm.py: gemini_parser_is_fresh, gemini_took_plain_event,
+    gemini_usage_chunk): the continuation offsets, the tool-call flags, the per-event
+    bookkeeping, the usage of an event with no grounding.
+    """
+    parser = _litellm.gemini_chunk_parser({}, {"generationConfig": {"max_output_tokens": 50}})
+    for name in (
+        "_usage_offset",
+        "_grounding_offset",
+        "_answer_offset",
+        "has_seen_tool_calls",
+        "is_function_call",
+        "_unanswered_hop_token",
+        "sent_first_chunk",
+        "logging_obj",
+    ):
+        assert hasattr(parser, name), f"ModelResponseIterator.{name} moved"
+    assert _litellm.gemini_parser_is_fresh(parser)
+    usage = {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}
+    event = {"candidates": [{"content": {"parts": [{"text": "a"}]}}], "usageMetadata": usage}
+    assert _litellm.gemini_took_plain_event(parser, event) is event
+    assert parser._hop_usage is usage, "ModelResponseIterator._with_usage_offset changed"
+    assert parser._hop_answer_bytes > 0, "ModelResponseIterator._with_answer_offset changed"
+    chunk = _litellm.gemini_usage_chunk(parser, {**event, "modelVersion": "gemini-2.5-flash@1"})
+    assert chunk.model == "gemini-2.5-flash"
+    assert (chunk.usage.prompt_tokens, chunk.usage.completion_tokens) == (3, 2)
+    assert _litellm.gemini_finish_reason(None) == "stop"
+    assert _litellm.gemini_finish_reason("STOP") == "stop"
+
+
 def test_gemini_request_is_litellm_s() -> None:
     url, headers, body = _litellm.gemini_request(
         model="gemini-2.5-flash",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from aiecs_llm import _litellm
 from aiecs_llm.direct.answers import Answer, answer
@@ -67,7 +67,8 @@ class StreamParser:
         self._messages = messages
         self._counted: list[Any] = []
         """The parser's chunks that carried usage (every Gemini event carries the usage so
-        far): the total is computed from them once, at the end."""
+        far), and the plain events whose usage is computed only at the end (dicts): the
+        total is computed from them once, at the end."""
         self._texts: list[str] = []
         self._reasoning: list[str] = []
         self._only_text = True
@@ -78,11 +79,46 @@ class StreamParser:
         """One line of the body (``data: {...}``, a blank, a fragment of JSON), as LiteLLM's
         iterator takes it: its parse failures are reported as RuntimeErrors.
         """
+        plain = self._plain(text)
+        if plain is not None:
+            return plain
         try:
             chunk = self._events._common_chunk_parsing_logic(text)
         except ValueError as exc:
             raise RuntimeError(f"Error parsing chunk: {exc},\nReceived chunk: {text}") from exc
         return self._take(chunk)
+
+    def _plain(self, text: str) -> Answer | None:
+        """The chunk of a plain text event (one candidate, one text part, no finish reason or
+        ``STOP``, well-formed counts), read with dict lookups: LiteLLM's parser would build a
+        whole response and a usage object from it, about 0.1 ms per event, when only the text,
+        the finish reason and the last usage count. None for anything else (blanks, fragments,
+        errors, other parts or reasons, continuations), which LiteLLM's parser then reads.
+        """
+        events = self._events
+        if not _litellm.gemini_parser_is_fresh(events):
+            return None
+        data = _litellm.sse_data(text)
+        if not data:
+            return None
+        try:
+            event = json.loads(data.strip())
+        # Not JSON (a fragment): LiteLLM's parser starts accumulating, or raises, as before.
+        except (ValueError, RecursionError):
+            return None
+        reading = _plain_text(event)
+        if reading is None:
+            return None
+        content, finish = reading
+        # LiteLLM gives every text chunk a finish reason ("stop" without one from Gemini).
+        reason: str | None = _litellm.gemini_finish_reason(finish)
+        event = _litellm.gemini_took_plain_event(events, event)
+        if "usageMetadata" in event:
+            self._counted.append(event)
+        self._texts.append(content)
+        if reason:
+            self._finished = True
+        return answer(model=_served(event.get("modelVersion")), text=content, finish_reason=reason)
 
     def leftover(self) -> Answer | None:
         """A chunk still held in the accumulated JSON fragments at the end of a response."""
@@ -122,7 +158,7 @@ class StreamParser:
         total (when the provider reported one) and, when no event said why the answer ended,
         the finish reason it makes up ("stop"). None when there is neither.
         """
-        counted, self._counted = self._counted, []
+        counted = self._usage_chunks()
         reason = None if self._finished else "stop"
         self._finished = True
         if not counted:
@@ -141,6 +177,29 @@ class StreamParser:
         return Answer(
             model=model, choices=[], usage=usage, _hidden_params={"provider_response_model": model}
         )
+
+    def _usage_chunks(self) -> list[Any]:
+        """The chunks LiteLLM's stream wrapper would total usage over, in order: the parser's,
+        and those LiteLLM would have made of the plain events. Plain events before the last
+        one are left out when its usage decides every figure they could (Gemini repeats the
+        usage so far in each event); otherwise all are computed, as before.
+        """
+        entries, self._counted = self._counted, []
+        plain = [index for index, entry in enumerate(entries) if isinstance(entry, dict)]
+        if not plain:
+            return entries
+        last = _litellm.gemini_usage_chunk(self._events, entries[plain[-1]])
+        earlier = [entries[index] for index in plain[:-1]]
+        skip = _litellm.gemini_usage_supersedes(last, earlier)
+        chunks: list[Any] = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                chunks.append(entry)
+            elif index == plain[-1]:
+                chunks.append(last)
+            elif not skip:
+                chunks.append(_litellm.gemini_usage_chunk(self._events, entry))
+        return chunks
 
     def continuation(self) -> tuple[str, dict[str, Any]] | None:
         """The planned continuation (token, request body) once the stream has ended, or None."""
@@ -176,3 +235,96 @@ def _chunk(chunk: Any) -> Answer | None:
     if not text and not reason:
         return None
     return answer(model=chunk.model, text=text, finish_reason=reason)
+
+
+_PLAIN_KEYS: Final = frozenset({"candidates", "usageMetadata", "modelVersion", "responseId"})
+_PLAIN_CANDIDATE_KEYS: Final = frozenset({"content", "finishReason", "index"})
+_PLAIN_CONTENT_KEYS: Final = frozenset({"parts", "role"})
+_PLAIN_COUNTS: Final = frozenset(
+    {
+        "promptTokenCount",
+        "candidatesTokenCount",
+        "totalTokenCount",
+        "thoughtsTokenCount",
+        "cachedContentTokenCount",
+    }
+)
+_PLAIN_DETAILS: Final = frozenset(
+    {"promptTokensDetails", "candidatesTokensDetails", "cacheTokensDetails"}
+)
+
+
+def _plain_text(event: object) -> tuple[str, str | None] | None:
+    """(text, ``finishReason``) of a plain text event, or None when the event is anything else.
+    Its usage must be counts LiteLLM's usage calculation reads without failing, since it runs
+    only at the end of the stream (where a failure would come later than on LiteLLM's path).
+    """
+    candidate = _only_candidate(event)
+    if candidate is None or type(event) is not dict:
+        return None
+    text = _only_text(candidate.get("content"))
+    if text is None or not _plain_usage(event.get("usageMetadata", {})):
+        return None
+    finish: str | None = candidate.get("finishReason")
+    return text, finish
+
+
+def _only_candidate(event: object) -> dict[str, Any] | None:
+    """The event's one candidate (index 0, no finish reason or ``STOP``, nothing but its
+    content besides), when the event holds nothing LiteLLM reads beyond it.
+    """
+    if type(event) is not dict or not event.keys() <= _PLAIN_KEYS:
+        return None
+    model = event.get("modelVersion")
+    candidates = event.get("candidates")
+    if (model is not None and type(model) is not str) or type(candidates) is not list:
+        return None
+    candidate = candidates[0] if len(candidates) == 1 else None
+    if type(candidate) is not dict or not candidate.keys() <= _PLAIN_CANDIDATE_KEYS:
+        return None
+    index = candidate.get("index", 0)
+    if type(index) is not int or index != 0 or candidate.get("finishReason") not in (None, "STOP"):
+        return None
+    return candidate
+
+
+def _only_text(content: object) -> str | None:
+    """The text of a model content of one non-empty text part, else None."""
+    if type(content) is not dict or not content.keys() <= _PLAIN_CONTENT_KEYS:
+        return None
+    parts = content.get("parts")
+    if content.get("role", "model") != "model" or type(parts) is not list or len(parts) != 1:
+        return None
+    part = parts[0]
+    text = part.get("text") if type(part) is dict and part.keys() == {"text"} else None
+    return text if type(text) is str and text else None
+
+
+def _plain_usage(usage: object) -> bool:
+    """Whether ``usageMetadata`` holds only whole counts and modality breakdowns."""
+    if type(usage) is not dict:
+        return False
+    for name, value in usage.items():
+        if name in _PLAIN_COUNTS:
+            if type(value) is not int:
+                return False
+        elif name not in _PLAIN_DETAILS or not _plain_details(value):
+            return False
+    return True
+
+
+def _plain_details(details: object) -> bool:
+    """Whether a modality breakdown is a list of ``{"modality": str, "tokenCount": int}``."""
+    return type(details) is list and all(
+        type(detail) is dict
+        and detail.keys() <= {"modality", "tokenCount"}
+        and type(detail.get("modality", "")) is str
+        and type(detail.get("tokenCount", 0)) is int
+        for detail in details
+    )
+
+
+def _served(model_version: object) -> str | None:
+    """The model name LiteLLM reports for an event's ``modelVersion``."""
+    name: str | None = _litellm.gemini_served_model_name()(model_version)
+    return name
