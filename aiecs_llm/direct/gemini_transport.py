@@ -20,7 +20,7 @@ import aiohttp
 from aiecs_llm import _litellm
 from aiecs_llm.direct import gemini
 from aiecs_llm.direct.answers import Answer
-from aiecs_llm.direct.http import Failures, read_body
+from aiecs_llm.direct.http import Failures, read_body, request_failures
 
 
 async def send(
@@ -40,50 +40,35 @@ async def send(
     the exception ``litellm.acompletion`` would have raised (``fail`` names the provider its
     mapping uses: "gemini", or "vertex_ai_beta" for streams, as LiteLLM's stream wrapper maps).
     """
-    try:
-        # A stream's time limit covers the answer's start; then the client's idle timeout
-        # watches every chunk.
-        async with asyncio.timeout(timeout):
-            response = await session.post(
-                url, data=gemini.encode(body, stream=stream), headers=headers
-            )
-            if response.status >= 400:
-                raw = await read_body(response)
-                text = gemini.stream_error_text(raw) if stream else raw.decode("utf-8", "replace")
-                raise fail.http(response.status, text, response.headers)
-            if stream:
-                parse = gemini.StreamParser(optional, body, messages)
-                return GeminiChunkStream(
-                    response,
-                    parse,
-                    fail,
-                    session=session,
-                    url=url,
-                    headers=headers,
-                    timeout=timeout,
-                )
+    async with request_failures(session, fail, timeout):
+        response = await session.post(url, data=gemini.encode(body, stream=stream), headers=headers)
+        if response.status >= 400:
             raw = await read_body(response)
-            status, answer_headers = response.status, response.headers
-            try:
-                first = _litellm.gemini_parsed(raw, status, answer_headers)
-                hops = await _continuations(session, url, headers, body, first)
-                return gemini.completion(
-                    first, status, answer_headers, model=model, optional=optional, hops=hops
-                )
-            # LiteLLM's VertexAIError (an unreadable answer) or a parser failure: mapped by
-            # LiteLLM's exception_type and chained, as litellm.acompletion does.
-            except Exception as exc:
-                raise fail.mapped(exc) from exc
-    except TimeoutError as exc:
-        raise fail.timeout(f"no answer within {timeout:.3g}s") from exc
-    except aiohttp.ClientError as exc:
-        raise fail.connection(exc) from exc
-    except (RuntimeError, AssertionError) as exc:
-        # Closing the client with this call in flight: aiohttp then fails with these rather
-        # than a ClientError (its connector is gone). Anything else is a bug: re-raised.
-        if not session.closed:
-            raise
-        raise fail.connection(exc) from exc
+            text = gemini.stream_error_text(raw) if stream else raw.decode("utf-8", "replace")
+            raise fail.http(response.status, text, response.headers)
+        if stream:
+            parse = gemini.StreamParser(optional, body, messages)
+            return GeminiChunkStream(
+                response,
+                parse,
+                fail,
+                session=session,
+                url=url,
+                headers=headers,
+                timeout=timeout,
+            )
+        raw = await read_body(response)
+        status, answer_headers = response.status, response.headers
+        try:
+            first = _litellm.gemini_parsed(raw, status, answer_headers)
+            hops = await _continuations(session, url, headers, body, first)
+            return gemini.completion(
+                first, status, answer_headers, model=model, optional=optional, hops=hops
+            )
+        # LiteLLM's VertexAIError (an unreadable answer) or a parser failure: mapped by
+        # LiteLLM's exception_type and chained, as litellm.acompletion does.
+        except Exception as exc:
+            raise fail.mapped(exc) from exc
 
 
 async def _continuations(

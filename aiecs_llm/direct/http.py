@@ -4,8 +4,10 @@ for a call's failures.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
@@ -49,3 +51,25 @@ class Failures:
         """For a request that got no (whole) answer."""
         message = f"{type(exc).__name__}: {exc}"
         return _litellm.connection_error(provider=self.provider, model=self.model, message=message)
+
+
+@contextlib.asynccontextmanager
+async def request_failures(
+    session: aiohttp.ClientSession, fail: Failures, timeout: float
+) -> AsyncIterator[None]:
+    """The time limit of a request's answer (for a stream, its start: the client's idle timeout
+    then watches every chunk), and its transport failures raised as LiteLLM's exceptions.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except TimeoutError as exc:
+        raise fail.timeout(f"no answer within {timeout:.3g}s") from exc
+    except aiohttp.ClientError as exc:
+        raise fail.connection(exc) from exc
+    except (RuntimeError, AssertionError) as exc:
+        # Closing the client with this call in flight: aiohttp then fails with these rather
+        # than a ClientError (its connector is gone). Anything else is a bug: re-raised.
+        if not session.closed:
+            raise
+        raise fail.connection(exc) from exc

@@ -22,7 +22,7 @@ import aiohttp
 from aiecs_llm import _litellm
 from aiecs_llm.direct import anthropic, gemini, gemini_transport, openai
 from aiecs_llm.direct.answers import Answer
-from aiecs_llm.direct.http import Failures, read_body
+from aiecs_llm.direct.http import Failures, read_body, request_failures
 
 if TYPE_CHECKING:
     from aiecs_llm.calls import PreparedCall
@@ -80,32 +80,19 @@ class Transport:
         if self._closed:  # a retry of a call that was in flight when the client was closed
             raise fail.connection(RuntimeError("the client was closed"))
         session = self._session()
-        try:
-            # A stream's time limit covers the answer's start; then the client's idle timeout
-            # watches every chunk.
-            async with asyncio.timeout(timeout):
-                response = await session.post(url, data=json.dumps(body).encode(), headers=headers)
-                if response.status >= 400:
-                    text = (await read_body(response)).decode("utf-8", "replace")
-                    raise fail.http(response.status, text, response.headers)
-                if not stream:
-                    raw = await read_body(response)
-                    try:
-                        return codec.completion(json.loads(raw), response.status, response.headers)
-                    # A malformed answer (JSON, shape) or the parser's own error class: mapped by
-                    # LiteLLM's exception_type and chained, exactly as litellm.acompletion does.
-                    except Exception as exc:
-                        raise fail.mapped(exc) from exc
-        except TimeoutError as exc:
-            raise fail.timeout(f"no answer within {timeout:.3g}s") from exc
-        except aiohttp.ClientError as exc:
-            raise fail.connection(exc) from exc
-        except (RuntimeError, AssertionError) as exc:
-            # Closing the client with this call in flight: aiohttp then fails with these rather
-            # than a ClientError (its connector is gone). Anything else is a bug: re-raised.
-            if not session.closed:
-                raise
-            raise fail.connection(exc) from exc
+        async with request_failures(session, fail, timeout):
+            response = await session.post(url, data=json.dumps(body).encode(), headers=headers)
+            if response.status >= 400:
+                text = (await read_body(response)).decode("utf-8", "replace")
+                raise fail.http(response.status, text, response.headers)
+            if not stream:
+                raw = await read_body(response)
+                try:
+                    return codec.completion(json.loads(raw), response.status, response.headers)
+                # A malformed answer (JSON, shape) or the parser's own error class: mapped by
+                # LiteLLM's exception_type and chained, exactly as litellm.acompletion does.
+                except Exception as exc:
+                    raise fail.mapped(exc) from exc
         return ChunkStream(response, codec.stream_parser(provider, model), fail)
 
     async def close(self) -> None:
