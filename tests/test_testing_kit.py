@@ -9,7 +9,7 @@ from tests.conftest import CASSETTES
 from tests.fake_provider import FakeProviderServer, Reply
 from tests.servers import base_url
 
-SECRET = "sk-proj-canary0123456789abcdefghijklmn"
+SECRET = "canary-testing-kit-0123456789abcdefghijklmn"
 MESSAGES = [LLMMessage("user", "Say hello in five words.")]
 
 
