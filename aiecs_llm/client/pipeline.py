@@ -1,0 +1,173 @@
+"""Sending a call: along its chain of models (the one asked for, then its fallbacks) through the
+router, with a second request when a hedged call is slow, and out through ``send``.
+
+``Dispatcher.send`` is the only place a request leaves, plain or streamed, whichever attempt: to
+the direct transport when it handles the call, to ``litellm.acompletion`` otherwise. So there is
+one deadline check, one attempt count and one exception translation for every attempt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from aiecs_llm.client.fallback import Answer, Router, Target
+from aiecs_llm.client.request import CallOwner, CallRequest, PreparedCall
+from aiecs_llm.client.shutdown import InFlight
+from aiecs_llm.client.targets import Targets
+from aiecs_llm.client.validation import check_max_tokens
+from aiecs_llm.direct import DirectTransport
+from aiecs_llm.providers import engine as _litellm
+from aiecs_llm.providers.resolution import accepts_temperature, registered_spec
+from aiecs_llm.resilience.hedging import hedged
+
+
+class Dispatcher:
+    """Routes and sends one client's calls.
+
+    Args:
+        owner: the client, read on every call for its settings.
+        router: fallbacks, key rotation, circuit breaker, limits and retries.
+        targets: where each model is sent, with which key and HTTP client.
+        default_params: LiteLLM parameters the client sends with every call.
+        in_flight: the client's calls in flight, which ``close()`` ends.
+        direct: the direct transport, or None when it is off.
+
+    """
+
+    def __init__(
+        self,
+        owner: CallOwner,
+        *,
+        router: Router,
+        targets: Targets,
+        default_params: Mapping[str, Any],
+        in_flight: InFlight,
+        direct: DirectTransport | None,
+    ) -> None:
+        self._owner = owner
+        self._router = router
+        self._targets = targets
+        self._default_params = default_params
+        self._in_flight = in_flight
+        self._direct = direct
+
+    def chain(self, request: CallRequest) -> list[str]:
+        """The models that may answer ``request``, in order: the one asked for, then its
+        fallbacks.
+        """
+        fallbacks = self._owner.settings.fallbacks
+        bare = request.primary_model.split("/", 1)[-1]
+        return [
+            request.primary_model,
+            *(fallbacks.get(request.primary_model) or fallbacks.get(bare) or []),
+        ]
+
+    async def route(
+        self,
+        request: CallRequest,
+        attempt: Callable[[PreparedCall], Any],
+        chain: Sequence[str] | None = None,
+    ) -> Answer[Any]:
+        """Run ``attempt`` on the routes of ``chain`` (default: the request's chain) until one
+        answers; ``attempt`` must send through ``send``.
+        """
+        return await self._router.run(
+            [partial(self._targets.target, model) for model in chain or self.chain(request)],
+            partial(self._build_call, request),
+            attempt,
+            max_retries=request.max_retries,
+            deadline=request.deadline,
+            max_retry_after=self._owner.settings.resilience.max_retry_after,
+            prompt_tokens=request.prompt_tokens,
+        )
+
+    async def answer(self, request: CallRequest) -> Answer[Any]:
+        """The answer to a plain (not streamed) call, hedged when the request asks for it."""
+        if not request.hedge:
+            return await self.route(request, self.send)
+        chain = self.chain(request)
+        # The second request goes to the next model of the chain, or to the same model again
+        # (another key, another connection) when there is no other.
+        backup = chain[1:] or chain
+
+        async def via_backup() -> Answer[Any]:
+            answer = await self.route(request, self.send, backup)
+            if answer.call.params["model"] != chain[0]:
+                answer.fallback_from = chain[0]
+            return answer
+
+        async def release(answer: Answer[Any]) -> None:
+            await answer.lease.aclose()
+
+        return await hedged(
+            partial(self.route, request, self.send, chain),
+            via_backup,
+            delay=self._router.latencies.delay(chain[0]),
+            release=release,
+            label=chain[0],
+        )
+
+    async def send(self, call: PreparedCall) -> Any:
+        """Send one attempt: LiteLLM's response, or for a stream its chunk iterator; every
+        failure leaves as an ``LLMClientError``.
+        """
+        if self._in_flight.closed:  # closed while this call waited for its limits
+            raise self._in_flight.ended()
+        remaining = call.deadline - time.monotonic()
+        if remaining <= 0:
+            raise call.fail(TimeoutError(f"no time left of the {call.request.timeout:g}s timeout"))
+        call.request.stats.attempts += 1  # only requests that go out count as retries
+        try:
+            if self._direct is not None and self._direct.handles(call):
+                return await self._direct.send(call, timeout=remaining)
+            params = dict(call.params, timeout=remaining)
+            if call.http_client is not None:
+                params["client"] = call.http_client
+            return await _litellm.litellm().acompletion(**params)
+        except Exception as exc:  # the boundary: every failure leaves as a mapped error
+            error = call.fail(exc)  # translated even when replaced: that drops its tracebacks
+            if self._in_flight.closed:  # its HTTP client was closed under it, not by the provider
+                error = self._in_flight.ended()
+            raise error from exc
+
+    def _build_call(self, request: CallRequest, target: Target, key: str | None) -> PreparedCall:
+        settings = self._owner.settings
+        params: dict[str, Any] = {
+            "model": target.litellm_model,
+            "messages": [message.model_dump() for message in request.messages],
+            # One retry layer only: ours.
+            "num_retries": 0,
+            "max_retries": 0,
+            **self._default_params,
+        }
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        elif accepts_temperature(target.litellm_model, target.litellm_provider):
+            params["temperature"] = settings.defaults.temperature
+        if request.max_tokens is not None:
+            params["max_tokens"] = check_max_tokens(
+                request.max_tokens, target.litellm_model, target.litellm_provider
+            )
+        if key is not None:
+            params["api_key"] = key
+        if target.base_url is not None:
+            params["api_base"] = target.base_url
+        if request.stream:
+            params["stream"] = True
+            params["stream_options"] = {"include_usage": True}
+        params.update(request.extra)
+        spec = registered_spec(target.litellm_provider)
+        return PreparedCall(
+            request=request,
+            params=params,
+            model=target.model,
+            provider=target.provider,
+            litellm_provider=target.litellm_provider,
+            secrets=tuple(s for s in (key, self._targets.own_key) if s),
+            http_client=self._targets.http_client(spec, key, target.base_url),
+            overrides=settings.costs,
+            usage_expected=spec is not None,
+        )
