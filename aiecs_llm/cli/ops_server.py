@@ -25,7 +25,6 @@ from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.monitor import DEFAULT_MONITOR, LLMMonitor
 from aiecs_llm.accounting.prometheus import CONTENT_TYPE, render_metrics
 from aiecs_llm.cli.ledger_access import existing_ledger, report_zone
-from aiecs_llm.cli.serve import DEFAULT_HOST, DEFAULT_PORT
 from aiecs_llm.client.health import ProviderHealth, health_check
 from aiecs_llm.config.settings import LLMSettings
 from aiecs_llm.errors import ConfigurationError
@@ -33,7 +32,7 @@ from aiecs_llm.errors import ConfigurationError
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LIVE_CHECK_TTL", "create_app", "serve"]
+__all__ = ["LIVE_CHECK_TTL", "create_app", "serve"]
 
 LIVE_CHECK_TTL = 30.0
 """Seconds a live health check result is served again before the providers are asked anew."""
@@ -74,9 +73,9 @@ def create_app(
 async def serve(
     app: web.Application,
     *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
+    port: int,
     stop: asyncio.Event,
+    host: str = "127.0.0.1",
     on_ready: Callable[[str], None] | None = None,
     access_log: bool = False,
 ) -> None:

@@ -8,7 +8,7 @@ of a task being cancelled: no call leaves a budget hold behind or goes unrecorde
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.monitor import LLMMonitor
 from aiecs_llm.accounting.records import RequestRecord
 from aiecs_llm.client import events as _events
-from aiecs_llm.client.request import CallOwner, CallRequest
+from aiecs_llm.client.request import CallRequest
 from aiecs_llm.config.settings import TokenPrice
 from aiecs_llm.errors import BudgetExceededError, LLMClientError
 from aiecs_llm.types import LLMMessage, LLMResponse
@@ -149,44 +149,68 @@ def _record(request: CallRequest, **fields: Any) -> RequestRecord:
 
 
 class CallBook:
-    """Books one client's calls.
+    """Books one client's calls, plain or streamed.
 
     Args:
-        owner: the client, read on every call for its accounting, settings and ``log_content``.
-        chain: the models that may answer a request, each of which the budget must allow.
+        accounting: the budget, ledger, monitor and alerts the client reports to.
+        overrides: the ``[costs]`` prices, which the budget hold uses too.
+        log_content: whether log events may show the prompt.
 
     """
 
-    def __init__(self, owner: CallOwner, chain: Callable[[CallRequest], list[str]]) -> None:
-        self._owner = owner
-        self._chain = chain
+    def __init__(
+        self, accounting: Accounting, overrides: Mapping[str, TokenPrice], *, log_content: bool
+    ) -> None:
+        self.accounting = accounting
+        self._overrides = overrides
+        self._log_content = log_content
 
-    async def reserve(self, request: CallRequest) -> BudgetReservation | None:
-        """Reserve the call's worst-case cost; ``BudgetExceededError`` names the model asked for."""
+    async def reserve(
+        self, request: CallRequest, models: Sequence[str]
+    ) -> BudgetReservation | None:
+        """Reserve the call's worst-case cost on every model of its chain (``models``);
+        ``BudgetExceededError`` names the model asked for.
+        """
         try:
-            return await self._owner.accounting.reserve(
-                models=self._chain(request),
+            return await self.accounting.reserve(
+                models=models,
                 messages=request.messages,
                 max_tokens=request.max_tokens,
                 tags=request.tags,
-                overrides=self._owner.settings.costs,
+                overrides=self._overrides,
             )
         except BudgetExceededError as error:
             error.provider, _, error.model = request.primary_model.partition("/")
             raise
 
-    def failed(
-        self, request: CallRequest, error: BaseException, reservation: BudgetReservation | None
+    def succeeded(
+        self, request: CallRequest, response: LLMResponse, reservation: BudgetReservation | None
     ) -> None:
-        """The one record of a call that did not answer."""
-        accounting = self._owner.accounting
+        """The one record and the log event of a call that answered."""
+        self.accounting.succeeded(request, response, reservation)
+        _events.request_completed(response, stream=request.stream, messages=self.logged(request))
+
+    def cached(self, request: CallRequest, response: LLMResponse) -> None:
+        """The one record and the log event of a call answered from the cache."""
+        self.accounting.cached(request, response)
+        _events.request_completed(response, stream=request.stream, messages=self.logged(request))
+
+    def failed(
+        self,
+        request: CallRequest,
+        error: BaseException | None,
+        reservation: BudgetReservation | None,
+    ) -> None:
+        """The one record of a call that did not answer (and its failure event); ``None`` or a
+        ``BaseException`` that is not an ``Exception`` means cancelled or stopped early.
+        """
         if isinstance(error, LLMClientError):
-            accounting.failed(request, error, reservation)
+            self.accounting.failed(request, error, reservation)
             self.log_failure(error, request)
         elif isinstance(error, Exception):  # a bug, ours or LiteLLM's: still an error
-            accounting.failed(request, error, reservation)
+            self.accounting.failed(request, error, reservation)
         else:  # cancelled, or the consumer stopped early: still accounted
-            accounting.failed(request, None, reservation)
+            self.accounting.failed(request, None, reservation)
 
     def log_failure(self, error: LLMClientError, request: CallRequest) -> None:
         """The call's failure event."""
@@ -197,4 +221,4 @@ class CallBook:
 
     def logged(self, request: CallRequest) -> tuple[LLMMessage, ...] | None:
         """The prompt as log events may show it: only when the client logs content."""
-        return request.messages if self._owner.log_content else None
+        return request.messages if self._log_content else None

@@ -1,17 +1,15 @@
 """``LiteLLMClient``: the concrete client for any LiteLLM model string.
 
-Every call, plain or streamed, is validated here once before any HTTP, then handed to the router
-(fallback models, key rotation, circuit breaker, limits, retries) whose attempts all leave
-through ``Dispatcher.send`` (``aiecs_llm.client.pipeline``): one exception translation, one
-usage and cost reading, one log event per call. The plain call is read here; the streamed one
-in ``aiecs_llm.client.stream_call``. The client owns what its calls share, and ends them on
+Every call, plain or streamed, is validated here once before any HTTP into a ``CallRequest``,
+then run by the pipeline (``aiecs_llm.client.pipeline``; streams in
+``aiecs_llm.client.stream_call``). The client builds the pipeline's parts once and hands each
+what it needs; none of them holds a pointer back to the client. It ends its calls on
 ``close()``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any, ClassVar
 
 import structlog
@@ -24,14 +22,12 @@ from aiecs_llm.accounting.budget import BudgetBook
 from aiecs_llm.accounting.cache import ResponseCache
 from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.monitor import LLMMonitor
-from aiecs_llm.client import events as _events
 from aiecs_llm.client import shared
 from aiecs_llm.client.base import BaseLLMClient
 from aiecs_llm.client.booking import Accounting, CallBook
 from aiecs_llm.client.cache_keys import CacheKeys
 from aiecs_llm.client.fallback import Router
-from aiecs_llm.client.pipeline import Dispatcher
-from aiecs_llm.client.reading import to_response
+from aiecs_llm.client.pipeline import Pipeline
 from aiecs_llm.client.request import CallRequest
 from aiecs_llm.client.shutdown import InFlight
 from aiecs_llm.client.stream_call import StreamPath
@@ -162,22 +158,28 @@ class LiteLLMClient(BaseLLMClient):
         self._in_flight = InFlight(type(self).__name__)
         # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
         self._direct = direct.DirectTransport() if direct.enabled() else None
-        self._dispatcher = Dispatcher(
-            self,
+        book = CallBook(self.accounting, self.settings.costs, log_content=log_content)
+        cache_keys = CacheKeys(
+            self.cache, self._targets, default_params, default_temperature=defaults.temperature
+        )
+        self._pipeline = Pipeline(
+            settings=self.settings,
             router=router,
             targets=self._targets,
+            book=book,
+            cache=self.cache,
+            cache_keys=cache_keys,
             default_params=default_params,
             in_flight=self._in_flight,
             direct=self._direct,
         )
-        self._book = CallBook(self, self._dispatcher.chain)
-        self._cache_keys = CacheKeys(self, self._targets, default_params)
         self._streams = StreamPath(
-            self,
-            dispatcher=self._dispatcher,
-            book=self._book,
-            cache_keys=self._cache_keys,
+            pipeline=self._pipeline,
+            book=book,
+            cache=self.cache,
+            cache_keys=cache_keys,
             in_flight=self._in_flight,
+            idle_timeout=resilience.stream_idle_timeout,
         )
         super().__init__(
             self._targets.own_provider or self._targets.own_litellm_provider or "litellm"
@@ -210,35 +212,7 @@ class LiteLLMClient(BaseLLMClient):
         LiteLLM unchanged.
         """
         request = self._request(messages, model, temperature, max_tokens, kwargs, stream=False)
-        key = self._cache_keys.key(request)
-        if key is None or self.cache is None:
-            return await self._generate(request)
-        response, hit = await self.cache.get_or_call(
-            key,
-            partial(self._generate, request),
-            mode=request.cache_mode,
-            temperature=self._cache_keys.temperature(request),
-        )
-        if hit:
-            self.accounting.cached(request, response)
-            _events.request_completed(response, stream=False, messages=self._book.logged(request))
-        return response
-
-    async def _generate(self, request: CallRequest) -> LLMResponse:
-        reservation = None
-        try:
-            reservation = await self._book.reserve(request)
-            async with self._in_flight.scope():
-                answer = await self._dispatcher.answer(request)
-            async with answer.lease:
-                response = to_response(answer.value, answer.call, answer.fallback_from)
-                answer.call.settle(response)
-        except BaseException as error:
-            self._book.failed(request, error, reservation)
-            raise
-        self.accounting.succeeded(request, response, reservation)
-        _events.request_completed(response, stream=False, messages=self._book.logged(request))
-        return response
+        return await self._pipeline.generate(request)
 
     @override
     def stream_text(
@@ -322,7 +296,7 @@ class LiteLLMClient(BaseLLMClient):
         )
         windows = [
             (name, info.context_window if (info := self.models.info(name)) else None)
-            for name in self._dispatcher.chain(request)
+            for name in self._pipeline.chain(request)
         ]
         check_context_window(windows, conversation, request.prompt_tokens)
         return request

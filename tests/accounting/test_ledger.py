@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from aiecs_llm.accounting import ledger as ledger_module
+from aiecs_llm.accounting import ledger_store
 from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.records import RequestRecord
 from aiecs_llm.errors import ConfigurationError
@@ -37,7 +37,7 @@ def ledger(request, tmp_path):
 
 
 def test_columns_cover_every_record_field():
-    assert set(ledger_module._COLUMNS) == set(RequestRecord.model_fields)
+    assert set(ledger_store._COLUMNS) == set(RequestRecord.model_fields)
 
 
 def test_the_same_record_twice_is_stored_once(ledger):
@@ -258,7 +258,7 @@ def test_pending_records_are_written_at_interpreter_exit(tmp_path):
 
 
 def test_a_failed_write_is_kept_and_retried(tmp_path, monkeypatch):
-    monkeypatch.setattr(ledger_module, "_BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(ledger_store, "BUSY_TIMEOUT", 0.05)
     path = tmp_path / "usage.db"
     with UsageLedger(path) as ledger:
         blocker = sqlite3.connect(path, isolation_level=None)
@@ -287,7 +287,7 @@ def test_the_table_has_a_column_per_record_field(tmp_path):
     UsageLedger(path).close()
     with sqlite3.connect(path) as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(requests)")]
-    assert columns == list(ledger_module._COLUMNS)
+    assert columns == list(ledger_store._COLUMNS)
 
 
 def test_tag_filters_use_the_tag_index(tmp_path):
@@ -295,7 +295,7 @@ def test_tag_filters_use_the_tag_index(tmp_path):
     with UsageLedger(path) as ledger:
         ledger.record(make(1, tags={"service": "a"}))
         ledger.flush()
-    where, params = ledger_module._where(T0, None, {"service": "a"})
+    where, params = ledger_store.where_clause(T0, None, {"service": "a"})
     with sqlite3.connect(path) as db:
         plan = db.execute(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM requests{where}", params)
         details = " ".join(row[-1] for row in plan)

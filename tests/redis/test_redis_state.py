@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from aiecs_llm.accounting.cache import CachedResponse
+from aiecs_llm.accounting.cache_store import CachedResponse
 from aiecs_llm.client import shared
 from aiecs_llm.client.litellm_client import LiteLLMClient
 from aiecs_llm.config.settings import (
