@@ -35,6 +35,7 @@ DEFAULT_MAX_RETRY_AFTER = 60.0
 DEFAULT_BREAKER_FAILURES = 5
 DEFAULT_BREAKER_COOLDOWN = 30.0
 DEFAULT_KEY_COOLDOWN = 30.0
+DEFAULT_MAX_KEY_COOLDOWN = 3600.0
 DEFAULT_RATE_LIMIT_QUEUE = 1000
 DEFAULT_HEDGE_DELAY = 2.0
 DEFAULT_HEDGE_PERCENTILE = 0.95
@@ -113,6 +114,7 @@ class Resilience(BaseModel):
     breaker_cooldown: float = Field(default=DEFAULT_BREAKER_COOLDOWN, gt=0.0)
     """Seconds an open route is skipped before it is probed again."""
     key_cooldown: float = Field(default=DEFAULT_KEY_COOLDOWN, gt=0.0)
+    max_key_cooldown: float = Field(default=DEFAULT_MAX_KEY_COOLDOWN, gt=0.0)
     """Seconds a rate-limited key rests when the provider did not say how long."""
     rate_limit_queue: int = Field(default=DEFAULT_RATE_LIMIT_QUEUE, ge=1)
     """Callers that may wait for a provider's rate limit before new ones fail at once."""

@@ -9,6 +9,7 @@ the time left before the call's deadline, gets an immediate error rather than a 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -92,8 +93,8 @@ async def call_with_retries(
         server_asked = getattr(error, "retry_after", None)
         if hinted is not None:
             wait = hinted
-        elif server_asked is not None:
-            wait = max(server_asked, 0.0)
+        elif server_asked is not None and math.isfinite(server_asked) and server_asked >= 0:
+            wait = server_asked
         else:
             wait = backoff(state)
         if wait > cap or time.monotonic() + wait > deadline:

@@ -16,6 +16,7 @@ import ast
 import contextlib
 import email.utils
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -304,11 +305,7 @@ def _retry_info_delay(details: object) -> float | None:
         return None
     for detail in details:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("rpc.RetryInfo"):
-            delay = str(detail.get("retryDelay", ""))
-            try:
-                return max(float(delay.removesuffix("s")), 0.0)
-            except ValueError:
-                return None
+            return _seconds(str(detail.get("retryDelay", "")).removesuffix("s"))
     return None
 
 
@@ -350,25 +347,30 @@ def _headers_of(exc: BaseException) -> Mapping[str, str]:
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Read how long the server asked us to wait: ``retry-after-ms``, then ``retry-after``
-    (seconds or an HTTP date). Returns None when absent or unreadable.
+    (seconds or an HTTP date). Returns None when absent or unreadable, so the caller falls back
+    to its own backoff: a negative, infinite or NaN number is unreadable, not "no wait".
     """
     lowered = {key.lower(): value for key, value in headers.items()}
     raw_ms = lowered.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return max(float(raw_ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
+    if raw_ms is not None and (milliseconds := _seconds(raw_ms)) is not None:
+        return milliseconds / 1000.0
     raw = lowered.get("retry-after")
     if raw is None:
         return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
+    if (seconds := _seconds(raw)) is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
     current = time.time() if now is None else now
-    return max(when.timestamp() - current, 0.0)
+    return max(when.timestamp() - current, 0.0)  # a date already past: wait no longer
+
+
+def _seconds(raw: str) -> float | None:
+    """A non-negative, finite number of seconds, or None."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None

@@ -168,3 +168,26 @@ async def test_malformed_json_is_a_classified_error(server, provider):
 )
 def test_retry_decision_table(error, retried):
     assert retry.is_retryable(error) is retried
+
+
+@pytest.mark.parametrize("asked", ["nan", "-1", "inf"])
+async def test_an_unreadable_retry_after_falls_back_to_the_backoff(server, asked, monkeypatch):
+    # Issue 15: "nan" reached asyncio.sleep(nan) and hung past the deadline; "-1" retried at
+    # once with no backoff at all.
+    monkeypatch.setattr(retry, "INITIAL_RETRY_DELAY", 0.01)
+    server.enqueue(Reply.rate_limited(asked), Reply.ok("after the backoff"))
+    with capture_logs() as events:
+        async with client_for(server, "openai", max_retries=1, timeout=30) as client:
+            response = await client.generate_text(MESSAGES)
+    assert response.content == "after the backoff"
+    (retrying,) = [event for event in events if event["event"] == "llm.request.retrying"]
+    assert 0 < retrying["wait_seconds"] <= retry.MAX_RETRY_DELAY
+
+
+async def test_a_huge_retry_after_gives_up_at_once_and_benches_the_key_an_hour_at_most(server):
+    server.enqueue(Reply.rate_limited("99999999"))
+    async with client_for(server, "openai", max_retries=2, timeout=30) as client:
+        with pytest.raises(aiecs_llm.RateLimitError) as caught:
+            await client.generate_text(MESSAGES)
+    assert caught.value.retry_after == 99999999.0  # what the server said, reported as is
+    assert len(server.requests) == 1  # a wait beyond max_retry_after is not waited out
