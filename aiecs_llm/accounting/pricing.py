@@ -7,6 +7,7 @@ an unknown model costs ``None`` and one warning, never a failed generation.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -97,21 +98,54 @@ def _warn_unpriced(model: str, provider: str) -> None:
     )
 
 
+def billed_input_tokens(
+    model: str, messages: Sequence[Mapping[str, Any]], parameters: Mapping[str, Any]
+) -> int:
+    """What the provider bills as input for a request, counted by ``model``'s tokenizer: the
+    messages plus the schemas sent with them (tool definitions, a structured-output schema),
+    each counted as its JSON text.
+    """
+    count = count_tokens(model, messages=messages)
+    for name in _SCHEMA_PARAMETERS:
+        value = parameters.get(name)
+        if value:
+            count += count_tokens(model, text=_as_json(value))
+    return count
+
+
+def completions_asked(parameters: Mapping[str, Any]) -> int:
+    """How many completions the request asks for (``n``); each is billed its own output."""
+    n = parameters.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+
+
+# Request parameters whose text the provider reads (and bills) as input.
+_SCHEMA_PARAMETERS = ("tools", "functions", "response_format")
+
+
+def _as_json(value: object) -> str:
+    schema = getattr(value, "model_json_schema", None)  # a pydantic model class
+    if callable(schema):
+        value = schema()
+    return json.dumps(value, default=str, sort_keys=True)
+
+
 def worst_case_cost(
     models: Sequence[str],
     *,
     prompt_tokens: int,
     max_tokens: int | None,
     overrides: Mapping[str, TokenPrice],
+    completions: int = 1,
 ) -> float | None:
     """The most a call can cost on any of ``models`` (LiteLLM model strings): its prompt plus
-    ``max_tokens`` (else the model's output limit) at the model's prices. None when no model
-    of the list has a known price.
+    ``completions`` times ``max_tokens`` (else the model's output limit) at the model's prices.
+    None when no model of the list has a known price.
     """
     costs = []
     for model in models:
         info = _litellm.model_info(model) or {}
-        output_limit = (
+        output_limit = completions * int(
             max_tokens
             if max_tokens is not None
             else info.get("max_output_tokens") or info.get("max_tokens") or 0

@@ -53,17 +53,28 @@ class Accounting:
         max_tokens: int | None,
         tags: Mapping[str, str],
         overrides: Mapping[str, TokenPrice],
+        parameters: Mapping[str, Any],
     ) -> BudgetReservation | None:
         """Hold the call's worst-case cost on every budget it falls under; raises
         ``BudgetExceededError`` before anything is sent when one would be crossed.
+
+        The worst case is the whole request as the provider bills it: the messages and the
+        schemas in ``parameters`` (tools, an output schema) as input, and every completion
+        asked for (``n``) at its output limit.
         """
         if self.budget is None or not self.budget.budgets:
             return None
-        prompt_tokens = pricing.count_tokens(
-            models[0], messages=[message.model_dump() for message in messages]
+        prompt_tokens = pricing.billed_input_tokens(
+            models[0], [message.model_dump() for message in messages], parameters
         )
+        if max_tokens is None and isinstance(parameters.get("max_completion_tokens"), int):
+            max_tokens = parameters["max_completion_tokens"]
         worst = pricing.worst_case_cost(
-            models, prompt_tokens=prompt_tokens, max_tokens=max_tokens, overrides=overrides
+            models,
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            overrides=overrides,
+            completions=pricing.completions_asked(parameters),
         )
         if worst is None:
             # Nothing is known about the price: the call cannot be held against the budget,
@@ -154,15 +165,23 @@ class CallBook:
     Args:
         accounting: the budget, ledger, monitor and alerts the client reports to.
         overrides: the ``[costs]`` prices, which the budget hold uses too.
+        default_params: LiteLLM parameters the client sends with every call (what they add
+            to a request is held too).
         log_content: whether log events may show the prompt.
 
     """
 
     def __init__(
-        self, accounting: Accounting, overrides: Mapping[str, TokenPrice], *, log_content: bool
+        self,
+        accounting: Accounting,
+        overrides: Mapping[str, TokenPrice],
+        default_params: Mapping[str, Any],
+        *,
+        log_content: bool,
     ) -> None:
         self.accounting = accounting
         self._overrides = overrides
+        self._default_params = default_params
         self._log_content = log_content
 
     async def reserve(
@@ -178,6 +197,7 @@ class CallBook:
                 max_tokens=request.max_tokens,
                 tags=request.tags,
                 overrides=self._overrides,
+                parameters={**self._default_params, **request.extra},
             )
         except BudgetExceededError as error:
             error.provider, _, error.model = request.primary_model.partition("/")

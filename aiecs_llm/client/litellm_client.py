@@ -158,7 +158,9 @@ class LiteLLMClient(BaseLLMClient):
         self._in_flight = InFlight(type(self).__name__)
         # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
         self._direct = direct.DirectTransport() if direct.enabled() else None
-        book = CallBook(self.accounting, self.settings.costs, log_content=log_content)
+        book = CallBook(
+            self.accounting, self.settings.costs, default_params, log_content=log_content
+        )
         cache_keys = CacheKeys(
             self.cache, self._targets, default_params, default_temperature=defaults.temperature
         )

@@ -164,3 +164,76 @@ def test_budget_settings_from_the_environment(monkeypatch, tmp_path):
     assert (settings.budgets.daily, settings.budgets.monthly) == (5.0, 100.0)
     assert settings.budgets.timezone == "Europe/Berlin"
     assert settings.ledger.path == str(tmp_path / "u.db")
+
+
+def _tool(index: int) -> dict[str, object]:
+    return {
+        "type": "function",
+        "function": {
+            "name": f"lookup_{index}",
+            "description": "Look up one record of the inventory by its identifier. " * 8,
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    name: {"type": "string", "description": f"The {name} of the record."}
+                    for name in ("identifier", "warehouse", "region", "owner", "status")
+                },
+            },
+        },
+    }
+
+
+def _output_schema() -> dict[str, object]:
+    fields = {
+        f"field_{index}": {"type": "string", "description": f"Line {index} of the invoice."}
+        for index in range(60)
+    }
+    return {"name": "invoice", "schema": {"type": "object", "properties": fields}}
+
+
+def _hold_without_extras() -> float:
+    from aiecs_llm.accounting import pricing
+
+    prompt = pricing.count_tokens("gpt-4o-mini", messages=[m.model_dump() for m in MESSAGES])
+    worst = pricing.worst_case_cost(
+        ["gpt-4o-mini"], prompt_tokens=prompt, max_tokens=100, overrides={}
+    )
+    assert worst is not None
+    return worst
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [_tool(index) for index in range(10)]},
+        {"response_format": {"type": "json_schema", "json_schema": _output_schema()}},
+        {"n": 8},
+    ],
+    ids=["ten-tools", "output-schema", "n=8"],
+)
+async def test_the_hold_prices_the_whole_request_as_the_provider_bills_it(server, ledger, extra):
+    # Issue 15: holds counted message text only, so 40 calls with ten tools spent 16x a daily
+    # budget, a large output schema 18.9x and n=8 7.3x. The budget here holds the plain call
+    # twice over, but not the same call with its schemas or its eight completions.
+    limit = 2 * _hold_without_extras()
+    budget = BudgetController([Budget("daily", limit)], ledger=ledger)
+    async with OpenAIClient(
+        settings=settings_for(server), ledger=ledger, budget=budget, monitor=LLMMonitor()
+    ) as client:
+        await client.generate_text(MESSAGES, max_tokens=100)  # the plain call fits
+        sent = len(server.requests)
+        with pytest.raises(aiecs_llm.BudgetExceededError):
+            await client.generate_text(MESSAGES, max_tokens=100, **extra)
+    assert len(server.requests) == sent  # refused before anything was sent
+
+
+async def test_a_clients_default_tools_are_held_too(server, ledger):
+    limit = 2 * _hold_without_extras()
+    budget = BudgetController([Budget("daily", limit)], ledger=ledger)
+    tools = [_tool(index) for index in range(10)]
+    async with OpenAIClient(
+        settings=settings_for(server), ledger=ledger, budget=budget, tools=tools
+    ) as client:
+        with pytest.raises(aiecs_llm.BudgetExceededError):
+            await client.generate_text(MESSAGES, max_tokens=100)
+    assert server.requests == []
