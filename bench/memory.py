@@ -25,9 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from clients import CLIENTS, BenchClient, StreamOutcome, make_client
+from clients import CLIENTS, make_client
 from common import MB, emit, loopback_url, rss_bytes
 from load import Batch, drive
+from request import BenchClient, StreamOutcome
 
 STREAM_EVERY = 4
 """One call in four is streamed."""
