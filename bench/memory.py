@@ -48,8 +48,8 @@ TIMED: dict[str, tuple[tuple[str, str], ...]] = {
     "litellm token_counter": (("litellm", "token_counter"), ("litellm.utils", "token_counter")),
     "aiecs_llm pricing.usage_cost": (("aiecs_llm.accounting.pricing", "usage_cost"),),
     "aiecs_llm pricing.estimate_tokens": (("aiecs_llm.accounting.pricing", "estimate_tokens"),),
-    "aiecs_llm calls.build_response": (("aiecs_llm.client.request", "build_response"),),
-    "aiecs_llm Accounting.succeeded": (("aiecs_llm.accounting.book", "Accounting.succeeded"),),
+    "aiecs_llm reading.build_response": (("aiecs_llm.client.reading", "build_response"),),
+    "aiecs_llm Accounting.succeeded": (("aiecs_llm.client.booking", "Accounting.succeeded"),),
 }
 
 
