@@ -59,10 +59,6 @@ def bench(session: nox.Session) -> None:
     Local traffic only (a server on 127.0.0.1). `nox -s bench -- --quick` for a short run.
     """
     session.install("-e", ".[test,bench]")
-    # google-genai caps tenacity below 9.2, so the resolver picks 9.1, whose
-    # wait_exponential_jitter has no `multiplier`: aiecs_llm's retry loop needs it and fails
-    # every call without it. Installed afterwards, over the SDK's cap (the SDK runs with it).
-    session.install("tenacity>=9.2")
     session.run(
         "python", "bench/run.py", *session.posargs, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     )
