@@ -75,6 +75,10 @@ def usage_cost(
         return price_per_1k(prompt, completion, price)
     cost_per_token = _litellm.litellm().cost_per_token
     for model in models:
+        # LiteLLM prices a model missing from its map at (0.0, 0.0) rather than failing: an
+        # unknown price must stay unknown, not become free.
+        if not is_priced(model, provider):
+            continue
         try:
             prompt_cost, completion_cost = cost_per_token(
                 model=model, custom_llm_provider=provider, usage_object=usage
@@ -86,6 +90,14 @@ def usage_cost(
     return None
 
 
+def is_priced(model: str, provider: str | None = None) -> bool:
+    """Whether LiteLLM's map has input and output prices for ``model``."""
+    info = _litellm.model_info(model, provider) or {}
+    return info.get("input_cost_per_token") is not None and (
+        info.get("output_cost_per_token") is not None
+    )
+
+
 def _warn_unpriced(model: str, provider: str) -> None:
     if model in _warned_unpriced:
         return
@@ -94,7 +106,8 @@ def _warn_unpriced(model: str, provider: str) -> None:
         "llm.cost.unknown_model",
         model=model,
         provider=provider,
-        hint="add a [costs] entry for it to the config file to track its spend",
+        hint=f'add [costs."{model}"] with input and output (USD per 1,000 tokens) to the '
+        "config file to track its spend",
     )
 
 
@@ -119,6 +132,7 @@ def completions_asked(parameters: Mapping[str, Any]) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
+_LONG_CONTEXT = 200_000
 # Request parameters whose text the provider reads (and bills) as input.
 _SCHEMA_PARAMETERS = ("tools", "functions", "response_format")
 
@@ -154,8 +168,10 @@ def worst_case_cost(
         if price is not None:
             costs.append(price_per_1k(prompt_tokens, int(output_limit), price))
             continue
-        input_price = info.get("input_cost_per_token")
-        output_price = info.get("output_cost_per_token")
+        # Prompts past 200k tokens are billed at the long-context tier where the model has one.
+        tier = "_above_200k_tokens" if prompt_tokens > _LONG_CONTEXT else ""
+        input_price = info.get(f"input_cost_per_token{tier}", info.get("input_cost_per_token"))
+        output_price = info.get(f"output_cost_per_token{tier}", info.get("output_cost_per_token"))
         if input_price is None or output_price is None:
             continue
         costs.append(prompt_tokens * float(input_price) + int(output_limit) * float(output_price))

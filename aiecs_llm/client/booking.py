@@ -54,6 +54,7 @@ class Accounting:
         tags: Mapping[str, str],
         overrides: Mapping[str, TokenPrice],
         parameters: Mapping[str, Any],
+        allow_unpriced: bool = False,
     ) -> BudgetReservation | None:
         """Hold the call's worst-case cost on every budget it falls under; raises
         ``BudgetExceededError`` before anything is sent when one would be crossed.
@@ -77,8 +78,16 @@ class Accounting:
             completions=pricing.completions_asked(parameters),
         )
         if worst is None:
-            # Nothing is known about the price: the call cannot be held against the budget,
-            # but it is still booked at its real cost if the provider's answer prices it.
+            # Nothing is known about the price, so nothing can be held: a budget that let
+            # such calls through could never refuse them.
+            if not allow_unpriced:
+                raise BudgetExceededError(
+                    f"no price is known for {models[0]}, so a budget cannot hold it: add "
+                    f'[costs."{models[0]}"] input and output prices (USD per 1,000 tokens) to '
+                    "the config file, or set [budgets] allow_unpriced = true "
+                    "(LLM_BUDGET_ALLOW_UNPRICED=true) to let it through unheld",
+                    code="unpriced_model",
+                )
             _log.warning("llm.budget.unpriced_model", model=models[0])
             worst = 0.0
         return await self.budget.hold(worst, tags)
@@ -168,6 +177,8 @@ class CallBook:
         default_params: LiteLLM parameters the client sends with every call (what they add
             to a request is held too).
         log_content: whether log events may show the prompt.
+        allow_unpriced: let a call nobody can price through a budget (``[budgets]
+            allow_unpriced``).
 
     """
 
@@ -178,9 +189,11 @@ class CallBook:
         default_params: Mapping[str, Any],
         *,
         log_content: bool,
+        allow_unpriced: bool = False,
     ) -> None:
         self.accounting = accounting
         self._overrides = overrides
+        self._allow_unpriced = allow_unpriced
         self._default_params = default_params
         self._log_content = log_content
 
@@ -198,6 +211,7 @@ class CallBook:
                 tags=request.tags,
                 overrides=self._overrides,
                 parameters={**self._default_params, **request.extra},
+                allow_unpriced=self._allow_unpriced,
             )
         except BudgetExceededError as error:
             error.provider, _, error.model = request.primary_model.partition("/")

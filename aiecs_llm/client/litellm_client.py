@@ -159,7 +159,11 @@ class LiteLLMClient(BaseLLMClient):
         # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
         self._direct = direct.DirectTransport() if direct.enabled() else None
         book = CallBook(
-            self.accounting, self.settings.costs, default_params, log_content=log_content
+            self.accounting,
+            self.settings.costs,
+            default_params,
+            log_content=log_content,
+            allow_unpriced=self.settings.budgets.allow_unpriced,
         )
         cache_keys = CacheKeys(
             self.cache, self._targets, default_params, default_temperature=defaults.temperature

@@ -163,7 +163,13 @@ def build_response(
     answered_by = model or call.model
     cost = None
     overridden = pricing.override_for(call.overrides, answered_by, call.model, call.params["model"])
-    if litellm_cost is not None and overridden is None:
+    # LiteLLM's own figure, unless the model that answered is missing from its map (it then
+    # prices the call at 0.0): the requested model's price is used instead.
+    if (
+        litellm_cost is not None
+        and overridden is None
+        and pricing.is_priced(answered_by, call.litellm_provider)
+    ):
         cost = litellm_cost
     elif usage is not None:
         cost = pricing.usage_cost(

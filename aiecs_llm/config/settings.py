@@ -144,6 +144,9 @@ class Budgets(BaseModel):
     """Where days and months begin (an IANA name such as ``Europe/Berlin``)."""
     tags: dict[str, TagBudget] = Field(default_factory=dict)
     """``"key=value"`` -> limits for the calls tagged so."""
+    allow_unpriced: bool = False
+    """Let a call whose price nobody knows (not in LiteLLM's map, no ``[costs]`` entry) through
+    a budget, held at $0; otherwise such a call is refused before it is sent."""
 
 
 class CacheSettings(BaseModel):
@@ -262,6 +265,9 @@ class _Environment(BaseSettings):
     usage_db: str | None = Field(default=None, validation_alias="LLM_USAGE_DB")
     state_url: SecretStr | None = Field(default=None, validation_alias="LLM_STATE_URL")
     budget_fail_open: bool | None = Field(default=None, validation_alias="LLM_BUDGET_FAIL_OPEN")
+    budget_allow_unpriced: bool | None = Field(
+        default=None, validation_alias="LLM_BUDGET_ALLOW_UNPRICED"
+    )
 
     @field_validator("openai_api_key", "anthropic_api_key", "google_api_key")
     @classmethod
@@ -302,6 +308,7 @@ class _Environment(BaseSettings):
             "daily": self.daily_budget,
             "monthly": self.monthly_budget,
             "timezone": self.budget_timezone,
+            "allow_unpriced": self.budget_allow_unpriced,
         }
         return {
             "providers": {name: _present(section) for name, section in providers.items()},

@@ -237,3 +237,39 @@ async def test_a_clients_default_tools_are_held_too(server, ledger):
         with pytest.raises(aiecs_llm.BudgetExceededError):
             await client.generate_text(MESSAGES, max_tokens=100)
     assert server.requests == []
+
+
+async def test_a_model_nobody_can_price_is_refused_by_a_budget_before_sending(server, ledger):
+    # Issue 15: LiteLLM prices a model missing from its map at $0, so budgets never refused it.
+    budget = BudgetController([Budget("daily", 1.0)], ledger=ledger)
+    async with OpenAIClient(settings=settings_for(server), ledger=ledger, budget=budget) as client:
+        with pytest.raises(aiecs_llm.BudgetExceededError) as caught:
+            await client.generate_text(MESSAGES, model="gpt-unpriced-test-model")
+    assert caught.value.code == "unpriced_model"
+    assert "allow_unpriced" in caught.value.message
+    assert 'costs."openai/gpt-unpriced-test-model"' in caught.value.message
+    assert server.requests == []
+
+
+async def test_allow_unpriced_lets_such_a_call_through_and_its_cost_stays_unknown(server):
+    settings = settings_for(server)
+    settings = settings.model_copy(update={"budgets": Budgets(daily=1.0, allow_unpriced=True)})
+    async with OpenAIClient(settings=settings, monitor=LLMMonitor()) as client:
+        response = await client.generate_text(MESSAGES, model="gpt-unpriced-test-model")
+    assert response.cost_estimate is None  # unknown, not $0
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_a_served_model_missing_from_the_map_is_priced_as_the_requested_one(server, stream):
+    server.enqueue(Reply.ok(model="gpt-4o-mini-2099-12-31"))
+    async with OpenAIClient(settings=settings_for(server), monitor=LLMMonitor()) as client:
+        if stream:
+            text_stream = client.stream_text(MESSAGES)
+            async for _ in text_stream:
+                pass
+            response = text_stream.response
+        else:
+            response = await client.generate_text(MESSAGES)
+    assert response.model == "gpt-4o-mini-2099-12-31"
+    assert response.cost_estimate == pytest.approx(ACTUAL_COST)
