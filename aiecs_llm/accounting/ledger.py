@@ -67,6 +67,11 @@ class UsageLedger:
         self.path = path if str(path) == MEMORY else Path(path).expanduser()
         self._label = str(self.path)
         self._in_memory = self._label == MEMORY
+        self._flush_interval = flush_interval
+        self._writer, self._finalizer = self._open_writer()
+        _log.debug("llm.ledger.opened", path=self._label)
+
+    def _open_writer(self) -> tuple[Writer, weakref.finalize[[], UsageLedger]]:
         try:
             connection = open(self.path)
         # ValueError: a NUL in the path ("embedded null byte"); OSError: the path is unusable.
@@ -74,10 +79,21 @@ class UsageLedger:
             raise ConfigurationError(
                 f"usage ledger {self._label} cannot be opened for writing: {error}"
             ) from error
-        self._writer = Writer(connection, flush_interval, self._label)
+        writer = Writer(connection, self._flush_interval, self._label)
         # Runs on close(), on garbage collection or at interpreter exit, whichever is first.
-        self._finalizer = weakref.finalize(self, self._writer.stop)
-        _log.debug("llm.ledger.opened", path=self._label)
+        return writer, weakref.finalize(self, writer.stop)
+
+    @property
+    def _local_writer(self) -> Writer:
+        """The writer of this process. A process forked after the ledger was opened (gunicorn
+        ``--preload``, celery prefork) gets a connection and a writer thread of its own: the
+        parent's thread does not exist in it, and its calls are paid for all the same.
+        """
+        if self._writer.pid != os.getpid() and not self._writer.closed:
+            self._finalizer.detach()  # the parent's writer is the parent's to stop
+            self._writer, self._finalizer = self._open_writer()
+            _log.info("llm.ledger.reopened_after_fork", path=self._label, pid=os.getpid())
+        return self._writer
 
     @classmethod
     def from_environment(cls) -> UsageLedger:
@@ -98,7 +114,7 @@ class UsageLedger:
             ConfigurationError: The ledger is closed.
 
         """
-        self._writer.put(record, urgent=False)
+        self._local_writer.put(record, urgent=False)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Block until everything recorded so far is committed. Does nothing once closed.
@@ -109,11 +125,12 @@ class UsageLedger:
                 batch.
 
         """
-        if self._writer.closed:
-            self._writer.thread.join(timeout)  # close() writes everything, maybe still now
+        writer = self._local_writer
+        if writer.closed:
+            writer.thread.join(timeout)  # close() writes everything, maybe still now
             return
         marker = Flush()
-        self._writer.put(marker, urgent=True)
+        writer.put(marker, urgent=True)
         if not marker.done.wait(timeout):
             raise TimeoutError(f"usage ledger {self._label}: records not written in {timeout}s")
         if marker.error is not None:
@@ -180,12 +197,13 @@ class UsageLedger:
 
     def _read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         if self._in_memory:
-            if self._writer.closed:
+            writer = self._local_writer
+            if writer.closed:
                 raise ConfigurationError(
                     f"usage ledger {self._label} is closed: its records are gone"
                 )
             job = Query(sql, params)
-            self._writer.put(job, urgent=True)
+            writer.put(job, urgent=True)
             return job.result.result(timeout=ledger_store.BUSY_TIMEOUT * 2)
         self.flush()
         with contextlib.closing(

@@ -328,3 +328,45 @@ def test_from_environment_rejects_an_unwritable_path(tmp_path, monkeypatch, wher
     with pytest.raises(ConfigurationError) as caught:
         UsageLedger.from_environment()
     assert str(path) in str(caught.value)
+
+
+_FORK_SCRIPT = """
+import asyncio, os, sys
+from aiecs_llm import LLMMessage, OpenAIClient, UsageLedger
+
+base_url, path = sys.argv[1], sys.argv[2]
+ledger = UsageLedger(path)
+# As under gunicorn --preload or celery prefork: the client is built before the fork.
+client = OpenAIClient(api_key="test-key-fork-0000000000", base_url=base_url, ledger=ledger)
+pid = os.fork()
+if pid == 0:
+    async def call():
+        async with client:
+            response = await client.generate_text([LLMMessage("user", "hi")])
+        print("child answered:", response.content)
+    asyncio.run(call())
+    ledger.close()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child exit status:", os.waitstatus_to_exitcode(status))
+"""
+
+
+async def test_a_process_forked_after_the_ledger_opened_books_its_calls(server, tmp_path):
+    # Issue 15: the child's call went out and was billed, then failed with "opened before a
+    # fork": the answer was lost and nothing was booked.
+    path = tmp_path / "usage.db"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _FORK_SCRIPT, server.openai_base, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "child exit status: 0" in done.stdout, done.stdout + done.stderr
+    assert "child answered:" in done.stdout
+    assert len(server.requests) == 1
+    with UsageLedger(path) as ledger:
+        (row,) = ledger.rows()
+    assert row.outcome == "success"
