@@ -9,6 +9,7 @@ what it needs; none of them holds a pointer back to the client. It ends its call
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -242,7 +243,8 @@ class LiteLLMClient(BaseLLMClient):
     @override
     async def close(self) -> None:
         """End the calls in flight, book their budget settlements (a shared budget waits up to
-        5 s for them), then close the HTTP clients this client opened; idempotent.
+        5 s for them) and write their ledger records, then close the HTTP clients this client
+        opened; idempotent.
 
         A call or stream still running fails with ``ConfigurationError`` (code
         ``client_closed``); a call made afterwards fails the same way before anything is sent.
@@ -252,6 +254,15 @@ class LiteLLMClient(BaseLLMClient):
         await self._in_flight.close()
         if self.accounting.budget is not None:
             await self.accounting.budget.flush(timeout=_FLUSH_ON_CLOSE)
+        if self.accounting.ledger is not None:
+            # Every record of this client is in the ledger file when close() returns, not
+            # only at process exit.
+            try:
+                await self.accounting.ledger.aflush()
+            except (TimeoutError, sqlite3.Error) as error:
+                _log.warning(
+                    "llm.ledger.flush_failed", error=type(error).__name__, detail=str(error)
+                )
         await self._targets.close()
         if self._direct is not None:
             await self._direct.close()

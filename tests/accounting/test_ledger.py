@@ -370,3 +370,64 @@ async def test_a_process_forked_after_the_ledger_opened_books_its_calls(server, 
     with UsageLedger(path) as ledger:
         (row,) = ledger.rows()
     assert row.outcome == "success"
+
+
+async def test_a_budget_reading_a_locked_ledger_neither_blocks_the_loop_nor_escapes_the_tree(
+    tmp_path, monkeypatch
+):
+    # Issue 15: loading the day's spend from a ledger another process held blocked the event
+    # loop for the busy timeout and let a bare builtins.TimeoutError escape.
+    from aiecs_llm.accounting import ledger_store
+    from aiecs_llm.accounting.budget import Budget, BudgetController
+    from aiecs_llm.errors import BudgetExceededError
+
+    monkeypatch.setattr(ledger_store, "BUSY_TIMEOUT", 0.2)
+    path = tmp_path / "usage.db"
+    with UsageLedger(path) as ledger:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            ledger.record(make(cost=0.5))  # waits for the lock another process holds
+            budget = BudgetController([Budget("daily", 1.0)], ledger=ledger)
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            ticker = asyncio.create_task(tick())
+            try:
+                with pytest.raises(BudgetExceededError) as caught:
+                    await budget.hold(0.1, {})
+            finally:
+                ticker.cancel()
+            assert caught.value.code == "budget_unavailable"
+            assert ticks > 1  # the loop ran other tasks while the ledger was read
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+
+async def test_after_close_the_ledger_holds_every_record_of_the_client(server, tmp_path):
+    # Issue 15: right after close() 67 of 120 records were in the file, the rest only at exit.
+    from aiecs_llm import LLMMessage, OpenAIClient
+
+    path = tmp_path / "usage.db"
+    ledger = UsageLedger(path, flush_interval=30)  # nothing is written by the clock alone
+    try:
+        async with OpenAIClient(
+            api_key="test-key-close-0000000000", base_url=server.openai_base, ledger=ledger
+        ) as client:
+            await asyncio.gather(
+                *(client.generate_text([LLMMessage("user", f"hi {n}")]) for n in range(20))
+            )
+        reader = sqlite3.connect(path)
+        try:
+            ((rows,),) = reader.execute("SELECT COUNT(*) FROM requests").fetchall()
+        finally:
+            reader.close()
+        assert rows == 20
+    finally:
+        ledger.close()
