@@ -28,6 +28,7 @@ from aiecs_llm.cli.ledger_access import existing_ledger, report_zone
 from aiecs_llm.client.health import ProviderHealth, health_check
 from aiecs_llm.config.settings import LLMSettings
 from aiecs_llm.errors import ConfigurationError
+from aiecs_llm.providers import engine
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -66,8 +67,15 @@ def create_app(
     app.router.add_get("/healthz", endpoints.healthz)
     app.router.add_get("/metrics", endpoints.metrics)
     app.router.add_get("/usage", endpoints.usage)
+    app.on_startup.append(_warm_up)
     app.on_cleanup.append(endpoints.close)
     return app
+
+
+async def _warm_up(_app: web.Application) -> None:
+    # Before the socket takes traffic: the first live check then measures the request only,
+    # not LiteLLM's import.
+    await engine.load()
 
 
 async def serve(

@@ -44,6 +44,7 @@ from aiecs_llm.client.validation import (
 )
 from aiecs_llm.config.settings import LLMSettings
 from aiecs_llm.errors import ConfigurationError
+from aiecs_llm.providers import engine
 from aiecs_llm.providers.catalogue import ModelManager
 from aiecs_llm.providers.resolution import provider_of
 from aiecs_llm.providers.spec import ProviderSpec
@@ -193,6 +194,15 @@ class LiteLLMClient(BaseLLMClient):
         )
         if self.spec is not None:
             self._targets.keys(self.spec)  # fail fast on a missing key
+        engine.load_in_background()
+
+    async def warm_up(self) -> None:
+        """Load what the first call would otherwise load (LiteLLM, seconds), off the event loop.
+
+        Await it once when a service starts, before it takes traffic, so that the first
+        request is as fast as the others; ``aiecs-llm serve`` does. Calls work without it.
+        """
+        await engine.load()
 
     @override
     def __repr__(self) -> str:
@@ -218,6 +228,7 @@ class LiteLLMClient(BaseLLMClient):
         ``max_retries`` and ``hedge`` may be given per call; other keyword arguments go to
         LiteLLM unchanged.
         """
+        await engine.load()  # validation reads LiteLLM's model map
         request = self._request(messages, model, temperature, max_tokens, kwargs, stream=False)
         return await self._pipeline.generate(request)
 

@@ -7,14 +7,47 @@ changed per call: the bundled cost map instead of a network fetch, and no banner
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
+import threading
 from collections.abc import Mapping
 from functools import cache, lru_cache
 from types import ModuleType
 from typing import Any
 
 COST_MAP_ENV = "LITELLM_LOCAL_MODEL_COST_MAP"
+
+
+_background: threading.Thread | None = None
+_background_lock = threading.Lock()
+
+
+def load_in_background() -> None:
+    """Start importing LiteLLM in a thread, once per process (the first client does), so that
+    the first call does not import it on the event loop.
+    """
+    global _background  # noqa: PLW0603 - one import per process
+    with _background_lock:
+        if _background is None and not loaded():
+            _background = threading.Thread(
+                target=litellm, name="aiecs-llm: import litellm", daemon=True
+            )
+            _background.start()
+
+
+def loaded() -> bool:
+    """Whether LiteLLM is imported and configured already."""
+    return litellm.cache_info().currsize > 0
+
+
+async def load() -> ModuleType:
+    """LiteLLM, imported off the event loop when it is not loaded yet: the import takes
+    seconds, and every other task of the service would wait for it.
+    """
+    if loaded():
+        return litellm()
+    return await asyncio.to_thread(litellm)
 
 
 @cache
