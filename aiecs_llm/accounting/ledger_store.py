@@ -26,7 +26,7 @@ MEMORY = ":memory:"
 BUSY_TIMEOUT = 5.0
 # Bounds one transaction so that a writer far behind still commits in steps.
 _MAX_BATCH = 5000
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS requests (
     completion_tokens INTEGER, cached_tokens INTEGER, reasoning_tokens INTEGER, cost REAL,
     latency REAL, time_to_first_chunk REAL, retries INTEGER NOT NULL, fallback_from TEXT,
     cache_hit INTEGER NOT NULL,
+    cost_estimated INTEGER NOT NULL DEFAULT 0, -- cost is a worst case, not the provider's
     tags TEXT NOT NULL -- JSON object; request_tags is its indexed copy
 );
 CREATE INDEX IF NOT EXISTS requests_started_at ON requests (started_at);
@@ -49,7 +50,7 @@ PRAGMA user_version = {_SCHEMA_VERSION};
 _COLUMNS = ("id", "started_at", "provider", "model", "requested_model", "stream", "outcome",
             "error_class", "status_code", "prompt_tokens", "completion_tokens", "cached_tokens",
             "reasoning_tokens", "cost", "latency", "time_to_first_chunk", "retries",
-            "fallback_from", "cache_hit", "tags")  # fmt: skip
+            "fallback_from", "cache_hit", "cost_estimated", "tags")  # fmt: skip
 _INSERT = (
     f"INSERT OR IGNORE INTO requests ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
@@ -256,6 +257,10 @@ def _prepare(connection: sqlite3.Connection, path: str | Path) -> None:
     (version,) = connection.execute("PRAGMA user_version").fetchone()
     if version > _SCHEMA_VERSION:
         raise ConfigurationError(f"usage ledger {path} has schema {version}, newer than ours")
+    if version == 1:  # a ledger written before costs could be estimates
+        connection.execute(
+            "ALTER TABLE requests ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0"
+        )
     connection.executescript(_SCHEMA)
 
 

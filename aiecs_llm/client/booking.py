@@ -23,7 +23,14 @@ from aiecs_llm.accounting.records import RequestRecord
 from aiecs_llm.client import events as _events
 from aiecs_llm.client.request import CallRequest
 from aiecs_llm.config.settings import TokenPrice
-from aiecs_llm.errors import BudgetExceededError, LLMClientError
+from aiecs_llm.errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    InvalidResponseError,
+    LLMClientError,
+    RequestTimeoutError,
+    StreamInterruptedError,
+)
 from aiecs_llm.types import LLMMessage, LLMResponse
 
 _log = structlog.get_logger("aiecs_llm.client.booking")
@@ -129,6 +136,9 @@ class Accounting:
         """
         provider, _, model = request.primary_model.partition("/")
         ours = error if isinstance(error, LLMClientError) else None
+        # Billed but unanswered: the provider charges for what it generated whether or not we
+        # read it, and says nothing about how much, so the hold's worst case is booked.
+        estimated = reservation is not None and _may_have_been_billed(request, error)
         record = _record(
             request,
             provider=(ours.provider if ours else None) or provider,
@@ -136,22 +146,34 @@ class Accounting:
             outcome="error" if error is not None else "cancelled",
             error_class=type(error).__name__ if error is not None else None,
             status_code=ours.status_code if ours else None,
+            cost=reservation.amount if estimated and reservation is not None else None,
+            cost_estimated=estimated,
         )
         self._finish(record, reservation)
 
     def _finish(self, record: RequestRecord, reservation: BudgetReservation | None) -> None:
         if reservation is not None and self.budget is not None:
-            # A provider bills what it generated even when we stopped listening, and we cannot
-            # know how much: a cancelled call keeps its worst case. Errors were not billed.
-            charged = record.cost
-            if charged is None:
-                charged = reservation.amount if record.outcome == "cancelled" else 0.0
-            self.budget.settle(reservation, charged)
+            self.budget.settle(reservation, record.cost or 0.0)
         if self.ledger is not None:
             self.ledger.record(record)
         self.monitor.record(record)
         if self.alerts is not None:
             self.alerts.check_error_rate(self.monitor)
+
+
+def _may_have_been_billed(request: CallRequest, error: BaseException | None) -> bool:
+    """Whether a call that did not answer may still be billed: a request went out, and it
+    ended without the provider refusing it: cancelled, timed out, cut off mid-stream, answered
+    with a 200 we could not use, or the client closed under it. A provider's error answer (4xx,
+    5xx) is not billed.
+    """
+    if request.stats.attempts == 0:
+        return False
+    if error is None:
+        return True
+    if isinstance(error, RequestTimeoutError | StreamInterruptedError | InvalidResponseError):
+        return True
+    return isinstance(error, ConfigurationError) and error.code == "client_closed"
 
 
 def _record(request: CallRequest, **fields: Any) -> RequestRecord:

@@ -33,7 +33,15 @@ def load_in_background() -> None:
             _background = threading.Thread(
                 target=litellm, name="aiecs-llm: import litellm", daemon=True
             )
+            # A fork in the middle of the import (gunicorn --preload, celery prefork) would
+            # leave the child a half-initialised litellm module and no thread to finish it.
+            os.register_at_fork(before=_finish_background_import)
             _background.start()
+
+
+def _finish_background_import() -> None:
+    if _background is not None:
+        _background.join()
 
 
 def loaded() -> bool:

@@ -273,3 +273,53 @@ async def test_a_served_model_missing_from_the_map_is_priced_as_the_requested_on
             response = await client.generate_text(MESSAGES)
     assert response.model == "gpt-4o-mini-2099-12-31"
     assert response.cost_estimate == pytest.approx(ACTUAL_COST)
+
+
+def _budgeted_client(server, ledger, limit=1.0):
+    budget = BudgetController([Budget("daily", limit)], ledger=ledger)
+    client = OpenAIClient(
+        settings=settings_for(server), ledger=ledger, budget=budget, monitor=LLMMonitor()
+    )
+    return client, budget
+
+
+async def test_a_call_timed_out_after_the_provider_got_it_is_booked_at_its_hold(server, ledger):
+    # Issue 15: calls the client timed out after the request reached the provider were booked
+    # at $0 while the provider billed them (2.9x the limit in the reproduction).
+    server.enqueue(Reply.hang())
+    client, budget = _budgeted_client(server, ledger)
+    async with client:
+        with pytest.raises(aiecs_llm.RequestTimeoutError):
+            await client.generate_text(MESSAGES, max_tokens=100, timeout=1, max_retries=0)
+    (row,) = ledger.rows()
+    assert row.cost_estimated
+    assert row.cost == pytest.approx(_hold_without_extras())
+    (status,) = budget.status()
+    assert status.spent == pytest.approx(row.cost)
+    assert status.reserved == 0
+
+
+async def test_a_stream_cut_mid_answer_is_booked_at_its_hold(server, ledger):
+    server.enqueue(Reply.cut_stream(after_chunks=2))
+    client, budget = _budgeted_client(server, ledger)
+    async with client:
+        stream = client.stream_text(MESSAGES, max_tokens=100, max_retries=0)
+        with pytest.raises(aiecs_llm.StreamInterruptedError):
+            async for _ in stream:
+                pass
+    (row,) = ledger.rows()
+    assert row.cost_estimated
+    assert row.cost == pytest.approx(_hold_without_extras())
+    assert budget.status()[0].spent == pytest.approx(row.cost)
+
+
+async def test_an_error_answer_is_not_billed(server, ledger):
+    server.enqueue(Reply.server_error())
+    client, budget = _budgeted_client(server, ledger)
+    async with client:
+        with pytest.raises(aiecs_llm.ProviderNotAvailableError):
+            await client.generate_text(MESSAGES, max_tokens=100, max_retries=0)
+    (row,) = ledger.rows()
+    assert not row.cost_estimated
+    assert row.cost is None
+    assert budget.status()[0].spent == 0

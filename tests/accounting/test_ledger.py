@@ -431,3 +431,31 @@ async def test_after_close_the_ledger_holds_every_record_of_the_client(server, t
         assert rows == 20
     finally:
         ledger.close()
+
+
+def test_a_ledger_of_the_first_schema_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "usage.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY, started_at TEXT NOT NULL, provider TEXT NOT NULL,
+            model TEXT NOT NULL, requested_model TEXT, stream INTEGER NOT NULL,
+            outcome TEXT NOT NULL, error_class TEXT, status_code INTEGER, prompt_tokens INTEGER,
+            completion_tokens INTEGER, cached_tokens INTEGER, reasoning_tokens INTEGER,
+            cost REAL, latency REAL, time_to_first_chunk REAL, retries INTEGER NOT NULL,
+            fallback_from TEXT, cache_hit INTEGER NOT NULL, tags TEXT NOT NULL
+        );
+        INSERT INTO requests VALUES ('old-1', '2026-01-01T00:00:00.000000+00:00', 'openai',
+            'gpt-4o-mini', NULL, 0, 'success', NULL, NULL, 1, 1, NULL, NULL, 0.25, 0.1, NULL, 0,
+            NULL, 0, '{}');
+        PRAGMA user_version = 1;
+        """
+    )
+    old.close()
+    with UsageLedger(path) as ledger:
+        ledger.record(make(1, cost=0.5, cost_estimated=True))
+        rows = {row.id: row for row in ledger.rows()}
+    assert rows["old-1"].cost == 0.25
+    assert not rows["old-1"].cost_estimated
+    assert rows["r00001"].cost_estimated
