@@ -2,8 +2,9 @@
 router, with a second request when a hedged call is slow, and out through ``send``.
 
 ``Dispatcher.send`` is the only place a request leaves, plain or streamed, whichever attempt: to
-the direct transport when it handles the call, to ``litellm.acompletion`` otherwise. So there is
-one deadline check, one attempt count and one exception translation for every attempt.
+the fast transport when it handles the call, to ``litellm.acompletion`` otherwise (both are an
+``aiecs_llm.transport.base.Transport``). So there is one deadline check, one attempt count and
+one exception translation for every attempt, whichever path it took.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from aiecs_llm import _litellm
 from aiecs_llm.calls import CallOwner, CallRequest, PreparedCall
-from aiecs_llm.direct import DirectTransport
 from aiecs_llm.hedging import hedged
 from aiecs_llm.resolution import accepts_temperature, registered_spec
 from aiecs_llm.routing import Answer, Router, Target
 from aiecs_llm.shutdown import InFlight
 from aiecs_llm.targets import Targets
+from aiecs_llm.transport.base import SelectiveTransport, Transport
 from aiecs_llm.validation import check_max_tokens
 
 
@@ -33,7 +33,9 @@ class Dispatcher:
         targets: where each model is sent, with which key and HTTP client.
         default_params: LiteLLM parameters the client sends with every call.
         in_flight: the client's calls in flight, which ``close()`` ends.
-        direct: the direct transport, or None when it is off.
+        transport: ``litellm.acompletion``'s transport, for every call the fast one does not
+            handle.
+        fast: the fast transport, or None when it is off.
 
     """
 
@@ -45,14 +47,16 @@ class Dispatcher:
         targets: Targets,
         default_params: Mapping[str, Any],
         in_flight: InFlight,
-        direct: DirectTransport | None,
+        transport: Transport,
+        fast: SelectiveTransport | None,
     ) -> None:
         self._owner = owner
         self._router = router
         self._targets = targets
         self._default_params = default_params
         self._in_flight = in_flight
-        self._direct = direct
+        self._transport = transport
+        self._fast = fast
 
     def chain(self, request: CallRequest) -> list[str]:
         """The models that may answer ``request``, in order: the one asked for, then its
@@ -120,13 +124,12 @@ class Dispatcher:
         if remaining <= 0:
             raise call.fail(TimeoutError(f"no time left of the {call.request.timeout:g}s timeout"))
         call.request.stats.attempts += 1  # only requests that go out count as retries
+        fast = self._fast
+        transport = fast if fast is not None and fast.handles(call) else self._transport
         try:
-            if self._direct is not None and self._direct.handles(call):
-                return await self._direct.send(call, timeout=remaining)
-            params = dict(call.params, timeout=remaining)
-            if call.http_client is not None:
-                params["client"] = call.http_client
-            return await _litellm.litellm().acompletion(**params)
+            if call.request.stream:
+                return await transport.stream(call, timeout=remaining)
+            return await transport.send(call, timeout=remaining)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
             error = call.fail(exc)  # translated even when replaced: that drops its tracebacks
             if self._in_flight.closed:  # its HTTP client was closed under it, not by the provider

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import structlog
 from typing_extensions import override
 
-from aiecs_llm import _events, accounting, direct, pricing
+from aiecs_llm import _events, accounting, pricing
 from aiecs_llm import state as shared_state
 from aiecs_llm.accounting import Accounting
 from aiecs_llm.alerts import AlertManager
@@ -41,6 +41,9 @@ from aiecs_llm.state import InProcessState
 from aiecs_llm.stream_path import StreamPath
 from aiecs_llm.streaming import TextStream
 from aiecs_llm.targets import Targets
+from aiecs_llm.transport.fast import FastTransport
+from aiecs_llm.transport.fast import enabled as fast_transport_enabled
+from aiecs_llm.transport.litellm import LiteLLMTransport
 from aiecs_llm.types import LLMMessage, LLMResponse
 from aiecs_llm.validation import (
     check_context_window,
@@ -157,15 +160,17 @@ class LiteLLMClient(BaseLLMClient):
             timeout=self.timeout,
         )
         self._in_flight = InFlight(type(self).__name__)
-        # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
-        self._direct = direct.DirectTransport() if direct.enabled() else None
+        # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/transport).
+        self._fast = FastTransport() if fast_transport_enabled() else None
+        self._litellm_transport = LiteLLMTransport()
         self._dispatcher = Dispatcher(
             self,
             router=router,
             targets=self._targets,
             default_params=default_params,
             in_flight=self._in_flight,
-            direct=self._direct,
+            transport=self._litellm_transport,
+            fast=self._fast,
         )
         self._book = CallBook(self, self._dispatcher.chain)
         self._cache_keys = CacheKeys(self, self._targets, default_params)
@@ -270,8 +275,9 @@ class LiteLLMClient(BaseLLMClient):
         if self.accounting.budget is not None:
             await self.accounting.budget.flush(timeout=_FLUSH_ON_CLOSE)
         await self._targets.close()
-        if self._direct is not None:
-            await self._direct.close()
+        await self._litellm_transport.close()
+        if self._fast is not None:
+            await self._fast.close()
 
     def _request(
         self,
