@@ -9,6 +9,7 @@ one exception translation for every attempt, whichever path it took.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -22,6 +23,16 @@ from aiecs_llm.shutdown import InFlight
 from aiecs_llm.targets import Targets
 from aiecs_llm.transport.base import SelectiveTransport, Transport
 from aiecs_llm.validation import check_max_tokens
+
+READ_GRACE = 1.0
+"""Seconds the transports' own time limit (each read of the answer) runs past the call's."""
+
+
+def out_of_time(call: PreparedCall, cause: BaseException) -> TimeoutError:
+    """The error of a call whose ``timeout`` ran out before its answer (or its first text)."""
+    error = TimeoutError(f"no answer within the {call.request.timeout:g}s timeout")
+    error.__cause__ = cause
+    return error
 
 
 class Dispatcher:
@@ -126,11 +137,19 @@ class Dispatcher:
         call.request.stats.attempts += 1  # only requests that go out count as retries
         fast = self._fast
         transport = fast if fast is not None and fast.handles(call) else self._transport
+        # The call's time limit, kept here for either path: a read timeout alone lets an
+        # answer that trickles in run long past it, and LiteLLM's Gemini path reads with its
+        # HTTP client's timeout, not the call's. The transports' own limit is a little later,
+        # so that this one decides (and words) the timeout.
+        limit = asyncio.timeout(remaining)
         try:
-            if call.request.stream:
-                return await transport.stream(call, timeout=remaining)
-            return await transport.send(call, timeout=remaining)
+            async with limit:
+                if call.request.stream:
+                    return await transport.stream(call, timeout=remaining + READ_GRACE)
+                return await transport.send(call, timeout=remaining + READ_GRACE)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
+            if limit.expired():
+                exc = out_of_time(call, exc)
             error = call.fail(exc)  # translated even when replaced: that drops its tracebacks
             if self._in_flight.closed:  # its HTTP client was closed under it, not by the provider
                 error = self._in_flight.ended()
