@@ -29,6 +29,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -148,8 +149,9 @@ class FastTransport:
             raise _mapped_for(exc, call.model, call.litellm_provider) from exc
 
     async def _post(self, request: ProviderRequest, timeout: float) -> httpx.Response:
-        """The response, its body not read yet; an HTTP error status raises the provider's
-        exception (its config's ``get_error_class``) with the body as its message.
+        """The response, its body not read yet. An HTTP error status raises the provider's
+        exception (its config's ``get_error_class``) with the body as its message; so does a
+        redirect, which is not followed (the key would go wherever it points).
         """
         import httpx
 
@@ -161,7 +163,7 @@ class FastTransport:
         )
         self.requests_sent += 1
         response: httpx.Response = await client.send(built, stream=True)
-        if response.status_code < 400:
+        if response.is_success:
             return response
         try:
             await response.aread()
@@ -179,10 +181,7 @@ class FastTransport:
         loop = asyncio.get_running_loop()
         handler = self._handlers.get(loop)
         if handler is None:
-            from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
-
-            # A redirect would carry the key to wherever it points: never followed.
-            handler = AsyncHTTPHandler(follow_redirects=False)
+            handler = _litellm.http_handler()
             self._handlers[loop] = handler
         return handler.client
 
@@ -201,13 +200,23 @@ def _bridged_to_responses_api(call: PreparedCall) -> bool:
     """Whether ``acompletion`` sends this call to the Responses API instead (models whose map
     entry says so, GPT-5.4+ with function tools, ``litellm.route_all_chat_openai_to_responses``).
     """
+    tools = call.params.get("tools")
+    api_base = call.params.get("api_base")
+    if tools is None:  # then it depends on nothing that changes from call to call
+        everything = _litellm.litellm().route_all_chat_openai_to_responses
+        return _bridged(call.model, call.litellm_provider, api_base, everything)
+    return _bridged.__wrapped__(call.model, call.litellm_provider, api_base, None, tools)
+
+
+@lru_cache(maxsize=256)
+def _bridged(
+    model: str, provider: str, api_base: str | None, everything: object, tools: Any = None
+) -> bool:
+    del everything  # part of the cache key only: the bridge check reads the switch itself
     from litellm.responses.bridge_check import responses_api_bridge_check
 
     model_info, _model = responses_api_bridge_check(
-        model=call.model,
-        custom_llm_provider=call.litellm_provider,
-        tools=call.params.get("tools"),
-        api_base=call.params.get("api_base"),
+        model=model, custom_llm_provider=provider, tools=tools, api_base=api_base
     )
     return bool(model_info.get("mode") == "responses")
 

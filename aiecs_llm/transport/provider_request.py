@@ -115,6 +115,8 @@ async def build(call: PreparedCall) -> ProviderRequest:
     api_base = _api_base(config, route, params.get("api_base") or litellm.api_base)
     from litellm.litellm_core_utils.get_litellm_params import get_litellm_params
 
+    # LiteLLM's per-call settings as litellm.completion builds them for a call that sets none
+    # of its own; a new dict per call (Anthropic's config writes its tool-name map into it).
     litellm_params: dict[str, Any] = get_litellm_params(
         custom_llm_provider=provider, api_base=api_base
     )
