@@ -45,9 +45,14 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[Event]:
         """The events completed by ``chunk``."""
-        if not self._started and chunk:
+        if not self._started:
+            head = self._partial + chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                self._partial = head  # maybe a byte order mark, split between reads
+                return []
             self._started = True
-            chunk = chunk.removeprefix(_BOM)
+            self._partial = b""
+            chunk = head.removeprefix(_BOM)
         if self._skip_lf and chunk.startswith(_LF):
             chunk = chunk[1:]
         self._skip_lf = False
