@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 import structlog
 from typing_extensions import override
 
-from aiecs_llm import direct
 from aiecs_llm.accounting import pricing
 from aiecs_llm.accounting.alerts import AlertManager
 from aiecs_llm.accounting.budget import BudgetBook
@@ -29,7 +28,6 @@ from aiecs_llm.client.booking import Accounting, CallBook
 from aiecs_llm.client.cache_keys import CacheKeys
 from aiecs_llm.client.fallback import Router
 from aiecs_llm.client.pipeline import Pipeline
-from aiecs_llm.client.request import CallRequest
 from aiecs_llm.client.shutdown import InFlight
 from aiecs_llm.client.stream_call import StreamPath
 from aiecs_llm.client.targets import Targets
@@ -50,6 +48,10 @@ from aiecs_llm.providers.resolution import provider_of
 from aiecs_llm.providers.spec import ProviderSpec
 from aiecs_llm.resilience.hedging import LatencyTracker
 from aiecs_llm.resilience.state import InProcessState
+from aiecs_llm.transport.call import CallRequest
+from aiecs_llm.transport.fast import FastTransport
+from aiecs_llm.transport.fast import enabled as fast_transport_enabled
+from aiecs_llm.transport.litellm import LiteLLMTransport
 from aiecs_llm.types import LLMMessage, LLMResponse
 
 _log = structlog.get_logger("aiecs_llm")
@@ -158,8 +160,10 @@ class LiteLLMClient(BaseLLMClient):
             timeout=self.timeout,
         )
         self._in_flight = InFlight(type(self).__name__)
-        # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
-        self._direct = direct.DirectTransport() if direct.enabled() else None
+        # Calls LiteLLM's provider configs can carry skip litellm.acompletion's per-call work
+        # (aiecs_llm/transport/fast.py); every other call goes through acompletion.
+        self._fast = FastTransport() if fast_transport_enabled() else None
+        self._litellm_transport = LiteLLMTransport()
         book = CallBook(
             self.accounting,
             self.settings.costs,
@@ -179,7 +183,8 @@ class LiteLLMClient(BaseLLMClient):
             cache_keys=cache_keys,
             default_params=default_params,
             in_flight=self._in_flight,
-            direct=self._direct,
+            transport=self._litellm_transport,
+            fast=self._fast,
         )
         self._streams = StreamPath(
             pipeline=self._pipeline,
@@ -275,8 +280,9 @@ class LiteLLMClient(BaseLLMClient):
                     "llm.ledger.flush_failed", error=type(error).__name__, detail=str(error)
                 )
         await self._targets.close()
-        if self._direct is not None:
-            await self._direct.close()
+        await self._litellm_transport.close()
+        if self._fast is not None:
+            await self._fast.close()
 
     def _request(
         self,

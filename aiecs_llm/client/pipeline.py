@@ -6,12 +6,14 @@ for each route (model x key) and attempt, through the router (breaker, limits, r
 ``aiecs_llm.client.stream_call``, through the same ``route`` and ``send``.
 
 ``Pipeline.send`` is the only place a request leaves, plain or streamed, whichever attempt: to
-the fast transport when it handles the call, to ``litellm.acompletion`` otherwise. So there is
-one deadline check, one attempt count and one exception translation for every attempt.
+the fast transport when it handles the call, to ``litellm.acompletion`` otherwise (both are an
+``aiecs_llm.transport.base.Transport``). So there is one deadline check, one attempt count and
+one exception translation for every attempt, whichever path it took.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -22,16 +24,25 @@ from aiecs_llm.client.booking import CallBook
 from aiecs_llm.client.cache_keys import CacheKeys
 from aiecs_llm.client.fallback import Answer, Router, Target
 from aiecs_llm.client.reading import to_response
-from aiecs_llm.client.request import CallRequest, PreparedCall
 from aiecs_llm.client.shutdown import InFlight
 from aiecs_llm.client.targets import Targets
 from aiecs_llm.client.validation import check_max_tokens
 from aiecs_llm.config.settings import LLMSettings
-from aiecs_llm.direct import DirectTransport
-from aiecs_llm.providers import engine as _litellm
 from aiecs_llm.providers.resolution import accepts_temperature, registered_spec
 from aiecs_llm.resilience.hedging import hedged
+from aiecs_llm.transport.base import SelectiveTransport, Transport
+from aiecs_llm.transport.call import CallRequest, PreparedCall
 from aiecs_llm.types import LLMResponse
+
+READ_GRACE = 1.0
+"""Seconds the transports' own time limit (each read of the answer) runs past the call's."""
+
+
+def out_of_time(call: PreparedCall, cause: BaseException) -> TimeoutError:
+    """The error of a call whose ``timeout`` ran out before its answer (or its first text)."""
+    error = TimeoutError(f"no answer within the {call.request.timeout:g}s timeout")
+    error.__cause__ = cause
+    return error
 
 
 class Pipeline:
@@ -46,7 +57,9 @@ class Pipeline:
         cache_keys: which calls the cache takes, and under which key.
         default_params: LiteLLM parameters the client sends with every call.
         in_flight: the client's calls in flight, which ``close()`` ends.
-        direct: the direct transport, or None when it is off.
+        transport: ``litellm.acompletion``'s transport, for every call the fast one does not
+            handle.
+        fast: the fast transport, or None when it is off.
 
     """
 
@@ -61,7 +74,8 @@ class Pipeline:
         cache_keys: CacheKeys,
         default_params: Mapping[str, Any],
         in_flight: InFlight,
-        direct: DirectTransport | None,
+        transport: Transport,
+        fast: SelectiveTransport | None,
     ) -> None:
         self._settings = settings
         self._router = router
@@ -71,7 +85,8 @@ class Pipeline:
         self._cache_keys = cache_keys
         self._default_params = default_params
         self._in_flight = in_flight
-        self._direct = direct
+        self._transport = transport
+        self._fast = fast
 
     async def generate(self, request: CallRequest) -> LLMResponse:
         """The whole answer to a plain call: from the cache when it holds it, else sent."""
@@ -169,14 +184,21 @@ class Pipeline:
         if remaining <= 0:
             raise call.fail(TimeoutError(f"no time left of the {call.request.timeout:g}s timeout"))
         call.request.stats.attempts += 1  # only requests that go out count as retries
+        fast = self._fast
+        transport = fast if fast is not None and fast.handles(call) else self._transport
+        # The call's time limit, kept here for either path: a read timeout alone lets an
+        # answer that trickles in run long past it, and LiteLLM's Gemini path reads with its
+        # HTTP client's timeout, not the call's. The transports' own limit is a little later,
+        # so that this one decides (and words) the timeout.
+        limit = asyncio.timeout(remaining)
         try:
-            if self._direct is not None and self._direct.handles(call):
-                return await self._direct.send(call, timeout=remaining)
-            params = dict(call.params, timeout=remaining)
-            if call.http_client is not None:
-                params["client"] = call.http_client
-            return await _litellm.litellm().acompletion(**params)
+            async with limit:
+                if call.request.stream:
+                    return await transport.stream(call, timeout=remaining + READ_GRACE)
+                return await transport.send(call, timeout=remaining + READ_GRACE)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
+            if limit.expired():
+                exc = out_of_time(call, exc)
             error = call.fail(exc)  # translated even when replaced: that drops its tracebacks
             if self._in_flight.closed:  # its HTTP client was closed under it, not by the provider
                 error = self._in_flight.ended()

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from aiecs_llm.accounting import pricing
-from aiecs_llm.client.request import PreparedCall
 from aiecs_llm.errors import InvalidResponseError
+from aiecs_llm.transport.call import PreparedCall
 from aiecs_llm.types import LLMResponse
 
 
@@ -45,7 +45,7 @@ def _text(value: object) -> str | None:
 
 
 def _litellm_cost(raw: Any) -> float | None:
-    hidden = getattr(raw, "_hidden_params", None)
+    hidden = getattr(raw, "hidden_params", None)
     cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
     return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
@@ -72,7 +72,7 @@ class StreamReading:
         """Take in one LiteLLM chunk; return its text ("" for a chunk with none)."""
         # LiteLLM rewrites chunk.model to the requested name; the provider's own (often dated)
         # name survives in the hidden params.
-        hidden = getattr(chunk, "_hidden_params", None)
+        hidden = getattr(chunk, "hidden_params", None)
         served = hidden.get("provider_response_model") if isinstance(hidden, dict) else None
         self.model = _text(served) or self.model or _text(getattr(chunk, "model", None))
         self.usage = getattr(chunk, "usage", None) or self.usage

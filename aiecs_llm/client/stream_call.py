@@ -8,18 +8,20 @@ received so far. Either way the call is accounted once, as a plain call is.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiecs_llm.accounting.cache import ResponseCache, mark_cached
 from aiecs_llm.client.booking import CallBook
 from aiecs_llm.client.cache_keys import CacheKeys
-from aiecs_llm.client.pipeline import Pipeline
+from aiecs_llm.client.pipeline import Pipeline, out_of_time
 from aiecs_llm.client.reading import StreamReading
-from aiecs_llm.client.request import CallRequest, PreparedCall
 from aiecs_llm.client.shutdown import InFlight
 from aiecs_llm.client.text_stream import TextStream
 from aiecs_llm.errors import StreamInterruptedError
+from aiecs_llm.transport.call import CallRequest, PreparedCall
 
 
 class StreamPath:
@@ -107,16 +109,21 @@ class StreamPath:
 
     async def _open(self, call: PreparedCall) -> tuple[Any, StreamReading, str | None]:
         # The attempt lasts until the first text chunk: provider errors often arrive only
-        # there, not with the HTTP response headers.
+        # there, not with the HTTP response headers. The call's timeout holds until then, even
+        # while pings or empty deltas keep the stream from going idle.
         raw = await self._pipeline.send(call)
         reading = StreamReading(call, raw)
+        limit = asyncio.timeout(call.deadline - time.monotonic())
         try:
-            while (chunk := await self._next_chunk(raw)) is not None:
-                if text := reading.add(chunk):
-                    return raw, reading, text
+            async with limit:
+                while (chunk := await self._next_chunk(raw)) is not None:
+                    if text := reading.add(chunk):
+                        return raw, reading, text
             reading.finish()
         except Exception as exc:  # the boundary, as in Pipeline.send
             await _close_quietly(raw)
+            if limit.expired():
+                exc = out_of_time(call, exc)
             raise call.fail(exc) from exc
         return raw, reading, None
 

@@ -149,6 +149,12 @@ def translate_error(
         )
     body = next((b for b in (getattr(e, "body", None) for e in chain) if isinstance(b, dict)), None)
     said = _provider_error(raw_message, body)
+    lost = _connection_failure(chain)
+    if lost is not None:
+        # No answer came: the socket's own words, which every HTTP stack under LiteLLM (the
+        # openai SDK, LiteLLM's handler, the fast transport) chains, where each wraps them in
+        # words of its own ("Connection error.").
+        said = _ProviderSaid(message=f"the connection failed: {redact(str(lost), secrets)}")
     code = said.code or _first_text(
         *(getattr(e, name, None) for e in chain for name in _CODE_ATTRS)
     )
@@ -189,6 +195,16 @@ def _unparseable(chain: list[BaseException], message: str) -> bool:
     if any(marker in message for marker in _UNREADABLE_MARKERS):
         return True
     return any(isinstance(e, _PARSE_FAILURES) for e in chain) or bool(names & _PARSE_FAILURE_NAMES)
+
+
+def _connection_failure(chain: list[BaseException]) -> OSError | None:
+    """The socket error at the root of ``chain`` (refused, reset, TLS), when that is what
+    failed; None for a timeout or anything else.
+    """
+    root = chain[-1]
+    if isinstance(root, OSError) and not isinstance(root, TimeoutError) and str(root):
+        return root
+    return None
 
 
 def _classify(exc: BaseException, status: int | None, message: str) -> type[LLMClientError]:
@@ -294,9 +310,11 @@ def _json_object_in(text: str) -> object:
     if start < 0:
         return None
     try:
-        return json.loads(text[start:])
+        # LiteLLM may append words of its own after the body (". Handle with `litellm...`").
+        found, _end = json.JSONDecoder().raw_decode(text, start)
     except json.JSONDecodeError:
         return None
+    return found
 
 
 def _retry_info_delay(details: object) -> float | None:
