@@ -45,10 +45,10 @@ TIMED: dict[str, tuple[tuple[str, str], ...]] = {
     "litellm response_cost_calculator": (("litellm", "response_cost_calculator"),),
     "litellm.cost_per_token": (("litellm", "cost_per_token"),),
     "litellm token_counter": (("litellm", "token_counter"), ("litellm.utils", "token_counter")),
-    "aiecs_llm pricing.usage_cost": (("aiecs_llm.pricing", "usage_cost"),),
-    "aiecs_llm pricing.estimate_tokens": (("aiecs_llm.pricing", "estimate_tokens"),),
-    "aiecs_llm calls.build_response": (("aiecs_llm.calls", "build_response"),),
-    "aiecs_llm Accounting.succeeded": (("aiecs_llm.accounting", "Accounting.succeeded"),),
+    "aiecs_llm pricing.usage_cost": (("aiecs_llm.accounting.pricing", "usage_cost"),),
+    "aiecs_llm pricing.estimate_tokens": (("aiecs_llm.accounting.pricing", "estimate_tokens"),),
+    "aiecs_llm calls.build_response": (("aiecs_llm.client.request", "build_response"),),
+    "aiecs_llm Accounting.succeeded": (("aiecs_llm.accounting.book", "Accounting.succeeded"),),
 }
 
 

@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import aiecs_llm
-from aiecs_llm import LiteLLMClient, LLMMessage, LLMSettings, OpenAIClient, _litellm
+from aiecs_llm import LiteLLMClient, LLMMessage, LLMSettings, OpenAIClient
+from aiecs_llm.accounting.ledger import UsageLedger
+from aiecs_llm.accounting.monitor import LLMMonitor
 from aiecs_llm.errors import (
     ConfigurationError,
     ContextWindowExceededError,
@@ -30,8 +32,7 @@ from aiecs_llm.errors import (
     LLMClientError,
     ModelNotFoundError,
 )
-from aiecs_llm.ledger import UsageLedger
-from aiecs_llm.monitor import LLMMonitor
+from aiecs_llm.providers import engine as _litellm
 from tests.reliability.chaos_server import ChaosServer
 from tests.servers import settings_for
 
