@@ -38,6 +38,8 @@ from tests.reliability.chaos_server import FAULTS, STATS_PATH
 from tests.reliability.figures import ROOT
 from tests.servers import settings_for
 
+pytestmark = pytest.mark.slow
+
 CALLS = 10_000
 CONCURRENCY = 256
 STREAM_EVERY = 5  # one call in five is streamed
