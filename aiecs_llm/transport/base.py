@@ -2,10 +2,11 @@
 
 Both implementations return LiteLLM's own objects: a ``litellm.ModelResponse`` for a whole
 answer, and for a stream an iterator of ``litellm.ModelResponseStream`` chunks. The code that
-reads them (``aiecs_llm.calls``) is therefore the same for both, and so is what it makes of them.
+reads them (``aiecs_llm.client.reading``) is therefore the same for both, and so is what it
+makes of them.
 A failure leaves as the exception ``litellm.acompletion`` raises for it (LiteLLM's mapped
 exception, with the provider's own exception as its ``__cause__`` or ``__context__``);
-``aiecs_llm.dispatch`` translates it into our error tree, once, for either path.
+``aiecs_llm.client.pipeline`` translates it into our error tree, once, for either path.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 if TYPE_CHECKING:
-    from aiecs_llm.calls import PreparedCall
+    from aiecs_llm.client.request import PreparedCall
 
 ModelResponse: TypeAlias = Any
 """A ``litellm.ModelResponse`` (LiteLLM ships no type information mypy can use)."""

@@ -19,14 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from aiecs_llm import _litellm
+from aiecs_llm.providers import engine
 from aiecs_llm.transport import provider_request
 
 FAST = "aiecs_llm/transport/fast.py"
 REQUEST = "aiecs_llm/transport/provider_request.py"
 ROUTES = "aiecs_llm/transport/routes.py"
 CHUNKS = "aiecs_llm/transport/chunks.py"
-ENGINE = "aiecs_llm/_litellm.py"
+ENGINE = "aiecs_llm/providers/engine.py"
+READING = "aiecs_llm/client/reading.py"
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,13 @@ INTERFACES = (
         "model messages stream call_type start_time litellm_call_id function_id",
         FAST,
     ),
-    _needs("litellm.types.utils", "ModelResponse.hidden_params", "", "aiecs_llm/calls.py"),
-    _needs("litellm.types.utils", "ModelResponseStream.hidden_params", "", "aiecs_llm/calls.py"),
+    _needs("litellm.types.utils", "ModelResponse.hidden_params", "", "aiecs_llm/client/reading.py"),
+    _needs(
+        "litellm.types.utils",
+        "ModelResponseStream.hidden_params",
+        "",
+        "aiecs_llm/client/reading.py",
+    ),
     _needs(
         "litellm.responses.bridge_check",
         "responses_api_bridge_check",
@@ -160,7 +166,7 @@ INTERFACES = (
 
 
 def _resolve(interface: Interface) -> Any:
-    _litellm.litellm()  # configured before any LiteLLM module is imported
+    engine.litellm()  # configured before any LiteLLM module is imported
     try:
         target: Any = importlib.import_module(interface.module)
     except ImportError as exc:
@@ -321,8 +327,8 @@ def test_an_http_error_is_the_providers_exception_class(provider: str) -> None:
         type(error).__name__ == {"openai": "OpenAIError", "anthropic": "AnthropicError"}[provider]
     )
     # exception_type raises its mapping (the fast transport takes it from there).
-    with pytest.raises(_litellm.litellm().RateLimitError):
-        _litellm.litellm().exception_type(
+    with pytest.raises(engine.litellm().RateLimitError):
+        engine.litellm().exception_type(
             model=model, original_exception=error, custom_llm_provider=provider
         )
 
@@ -409,7 +415,7 @@ def test_gemini_still_needs_acompletion() -> None:
 
 
 def test_the_http_client_is_litellms_and_follows_no_redirect() -> None:
-    handler = _litellm.http_handler()
+    handler = engine.http_handler()
     client = handler.client
     assert isinstance(client, httpx.AsyncClient)
     assert client.follow_redirects is False
