@@ -108,12 +108,14 @@ def test_the_top_level_holds_what_the_architecture_page_lists():
     entries = {
         path.name
         for path in PACKAGE.iterdir()
-        if path.name != "__pycache__" and not path.name.startswith(".")
+        if path.name != "__pycache__"
+        and not path.name.startswith(".")
+        and (path.is_file() or any(path.glob("*.py")))
     }
     page = (ROOT / "docs" / "architecture.md").read_text()
     for entry in entries - {"__init__.py", "__main__.py", "py.typed"}:
         documented = entry if entry.endswith(".py") else f"{entry}/"
-        assert f"`{documented}`" in page or f"**`{documented}`**" in page, (
+        assert f"`{documented}`" in page or f"/{documented}`" in page, (
             f"aiecs_llm/{entry} is not described in docs/architecture.md"
         )
     assert len(entries) <= 14, sorted(entries)
@@ -146,10 +148,17 @@ def test_no_module_is_over_the_size_limit():
     assert long == {}
 
 
-def test_only_the_engine_module_imports_litellm():
+def test_litellm_is_imported_only_where_it_is_loaded_and_driven():
+    # providers/engine.py loads it, configured; transport/ drives its provider configs. Every
+    # other module reaches LiteLLM through engine.litellm().
     importers = []
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text()
         if re.search(r"^\s*(import litellm|from litellm[\w.]* import)", text, re.MULTILINE):
             importers.append(str(path.relative_to(PACKAGE)))
-    assert sorted(importers) in (["providers/engine.py"], [])
+    assert importers
+    assert [
+        name
+        for name in importers
+        if name != "providers/engine.py" and not name.startswith("transport/")
+    ] == []

@@ -21,7 +21,6 @@ from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.monitor import LLMMonitor
 from aiecs_llm.accounting.records import RequestRecord
 from aiecs_llm.client import events as _events
-from aiecs_llm.client.request import CallRequest
 from aiecs_llm.config.settings import TokenPrice
 from aiecs_llm.errors import (
     BudgetExceededError,
@@ -31,6 +30,7 @@ from aiecs_llm.errors import (
     RequestTimeoutError,
     StreamInterruptedError,
 )
+from aiecs_llm.transport.call import CallRequest
 from aiecs_llm.types import LLMMessage, LLMResponse
 
 _log = structlog.get_logger("aiecs_llm.client.booking")

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiecs_llm.accounting.cache import ResponseCache, cache_key
-from aiecs_llm.client.request import CallRequest
 from aiecs_llm.client.targets import Targets
 from aiecs_llm.providers.resolution import provider_of
+from aiecs_llm.transport.call import CallRequest
 
 
 class CacheKeys:

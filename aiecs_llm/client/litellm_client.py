@@ -28,7 +28,6 @@ from aiecs_llm.client.booking import Accounting, CallBook
 from aiecs_llm.client.cache_keys import CacheKeys
 from aiecs_llm.client.fallback import Router
 from aiecs_llm.client.pipeline import Pipeline
-from aiecs_llm.client.request import CallRequest
 from aiecs_llm.client.shutdown import InFlight
 from aiecs_llm.client.stream_call import StreamPath
 from aiecs_llm.client.targets import Targets
@@ -49,6 +48,7 @@ from aiecs_llm.providers.resolution import provider_of
 from aiecs_llm.providers.spec import ProviderSpec
 from aiecs_llm.resilience.hedging import LatencyTracker
 from aiecs_llm.resilience.state import InProcessState
+from aiecs_llm.transport.call import CallRequest
 from aiecs_llm.transport.fast import FastTransport
 from aiecs_llm.transport.fast import enabled as fast_transport_enabled
 from aiecs_llm.transport.litellm import LiteLLMTransport
@@ -160,7 +160,8 @@ class LiteLLMClient(BaseLLMClient):
             timeout=self.timeout,
         )
         self._in_flight = InFlight(type(self).__name__)
-        # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/transport).
+        # Calls LiteLLM's provider configs can carry skip litellm.acompletion's per-call work
+        # (aiecs_llm/transport/fast.py); every other call goes through acompletion.
         self._fast = FastTransport() if fast_transport_enabled() else None
         self._litellm_transport = LiteLLMTransport()
         book = CallBook(

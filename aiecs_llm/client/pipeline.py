@@ -7,8 +7,8 @@ for each route (model x key) and attempt, through the router (breaker, limits, r
 
 ``Pipeline.send`` is the only place a request leaves, plain or streamed, whichever attempt: to
 the fast transport when it handles the call, to ``litellm.acompletion`` otherwise (both are an
-``aiecs_llm.transport.base.Transport``). So there is one deadline, one attempt count and one
-exception translation for every attempt, whichever path it took.
+``aiecs_llm.transport.base.Transport``). So there is one deadline check, one attempt count and
+one exception translation for every attempt, whichever path it took.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from aiecs_llm.client.booking import CallBook
 from aiecs_llm.client.cache_keys import CacheKeys
 from aiecs_llm.client.fallback import Answer, Router, Target
 from aiecs_llm.client.reading import to_response
-from aiecs_llm.client.request import CallRequest, PreparedCall
 from aiecs_llm.client.shutdown import InFlight
 from aiecs_llm.client.targets import Targets
 from aiecs_llm.client.validation import check_max_tokens
@@ -32,6 +31,7 @@ from aiecs_llm.config.settings import LLMSettings
 from aiecs_llm.providers.resolution import accepts_temperature, registered_spec
 from aiecs_llm.resilience.hedging import hedged
 from aiecs_llm.transport.base import SelectiveTransport, Transport
+from aiecs_llm.transport.call import CallRequest, PreparedCall
 from aiecs_llm.types import LLMResponse
 
 READ_GRACE = 1.0

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from aiecs_llm.accounting import pricing
-from aiecs_llm.client.request import PreparedCall
 from aiecs_llm.errors import InvalidResponseError
+from aiecs_llm.transport.call import PreparedCall
 from aiecs_llm.types import LLMResponse
 
 

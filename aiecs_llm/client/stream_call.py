@@ -18,10 +18,10 @@ from aiecs_llm.client.booking import CallBook
 from aiecs_llm.client.cache_keys import CacheKeys
 from aiecs_llm.client.pipeline import Pipeline, out_of_time
 from aiecs_llm.client.reading import StreamReading
-from aiecs_llm.client.request import CallRequest, PreparedCall
 from aiecs_llm.client.shutdown import InFlight
 from aiecs_llm.client.text_stream import TextStream
 from aiecs_llm.errors import StreamInterruptedError
+from aiecs_llm.transport.call import CallRequest, PreparedCall
 
 
 class StreamPath:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 if TYPE_CHECKING:
-    from aiecs_llm.client.request import PreparedCall
+    from aiecs_llm.transport.call import PreparedCall
 
 ModelResponse: TypeAlias = Any
 """A ``litellm.ModelResponse`` (LiteLLM ships no type information mypy can use)."""

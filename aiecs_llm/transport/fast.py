@@ -13,8 +13,8 @@ It carries a call when the provider has a ``Route`` (OpenAI, its o-series and GP
 Anthropic), every parameter is one ``get_optional_params`` maps (``provider_request``), and
 nothing process-wide asks for ``acompletion``'s extra work: LiteLLM callbacks
 (``litellm.callbacks``, ``success_callback``, ``failure_callback``, ``input_callback``: they
-run only inside ``acompletion``), LiteLLM's response cache (``litellm.cache``), global extra
-headers, a proxy-auth hook, a Responses-API bridge. Anything else goes through ``acompletion``. ``LLM_FAST_TRANSPORT=0`` (or the older
+run only inside ``acompletion``), global extra headers, a proxy-auth hook, a Responses-API
+bridge. Anything else goes through ``acompletion``. ``LLM_FAST_TRANSPORT=0`` (or the older
 ``LLM_DIRECT_TRANSPORT=0``) sends every call through ``acompletion``.
 
 The HTTP client is LiteLLM's ``AsyncHTTPHandler``, so LiteLLM's TLS settings
@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from aiecs_llm.providers import engine
+from aiecs_llm.providers import engine as _litellm
 from aiecs_llm.transport import provider_request
 from aiecs_llm.transport.base import ChunkStream, ModelResponse
 from aiecs_llm.transport.routes import ROUTES
@@ -41,14 +41,13 @@ from aiecs_llm.transport.routes import ROUTES
 if TYPE_CHECKING:
     import httpx
 
-    from aiecs_llm.client.request import PreparedCall
+    from aiecs_llm.transport.call import PreparedCall
     from aiecs_llm.transport.provider_request import ProviderRequest
 
 ENABLE_ENV = "LLM_FAST_TRANSPORT"
 LEGACY_ENABLE_ENV = "LLM_DIRECT_TRANSPORT"
 """The switch's earlier name, still read when ``LLM_FAST_TRANSPORT`` is not set."""
 _OFF = ("0", "false", "no", "off")
-_RESPONSE_CACHE_HOOK = "cache"
 
 
 def enabled() -> bool:
@@ -182,22 +181,16 @@ class FastTransport:
         loop = asyncio.get_running_loop()
         handler = self._handlers.get(loop)
         if handler is None:
-            handler = engine.http_handler()
+            handler = _litellm.http_handler()
             self._handlers[loop] = handler
         return handler.client
 
 
 def _acompletion_required(call: PreparedCall) -> bool:
     """Whether something process-wide makes ``acompletion`` do more than this transport does."""
-    litellm = engine.litellm()
-    callbacks = [*litellm.logging_callback_manager.get_all_callbacks(), *litellm.input_callback]
-    # "cache" is the hook of LiteLLM's own response cache, which acts only with litellm.cache
-    # set; merely importing LiteLLM's Vertex context-caching module (any Gemini call does)
-    # registers it.
-    if any(callback != _RESPONSE_CACHE_HOOK for callback in callbacks):
+    litellm = _litellm.litellm()
+    if litellm.logging_callback_manager.get_all_callbacks() or litellm.input_callback:
         return True  # the user's callbacks run only inside acompletion
-    if litellm.cache is not None:
-        return True  # a response cache LiteLLM keeps for acompletion's calls
     if litellm.headers or litellm.proxy_auth is not None:
         return True
     return _bridged_to_responses_api(call)
@@ -210,7 +203,7 @@ def _bridged_to_responses_api(call: PreparedCall) -> bool:
     tools = call.params.get("tools")
     api_base = call.params.get("api_base")
     if tools is None:  # then it depends on nothing that changes from call to call
-        everything = engine.litellm().route_all_chat_openai_to_responses
+        everything = _litellm.litellm().route_all_chat_openai_to_responses
         return _bridged(call.model, call.litellm_provider, api_base, everything)
     return _bridged.__wrapped__(call.model, call.litellm_provider, api_base, None, tools)
 
@@ -255,7 +248,7 @@ def _mapped(exc: BaseException, request: ProviderRequest) -> BaseException:
 def _mapped_for(exc: BaseException, model: str, provider: str) -> BaseException:
     """``exc`` through LiteLLM's ``exception_type``, as ``acompletion`` maps what it raises."""
     try:
-        engine.litellm().exception_type(
+        _litellm.litellm().exception_type(
             model=model, original_exception=exc, custom_llm_provider=provider
         )
     except Exception as mapped:  # noqa: BLE001 - exception_type raises its mapping; returned

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aiecs_llm.providers import engine
+from aiecs_llm.providers import engine as _litellm
 from aiecs_llm.transport.base import ChunkStream, ModelResponse
 
 if TYPE_CHECKING:
-    from aiecs_llm.client.request import PreparedCall
+    from aiecs_llm.transport.call import PreparedCall
 
 
 class LiteLLMTransport:
@@ -18,11 +18,11 @@ class LiteLLMTransport:
 
     async def send(self, call: PreparedCall, *, timeout: float) -> ModelResponse:
         """LiteLLM's ``ModelResponse``."""
-        return await engine.litellm().acompletion(**_arguments(call, timeout))
+        return await _litellm.litellm().acompletion(**_arguments(call, timeout))
 
     async def stream(self, call: PreparedCall, *, timeout: float) -> ChunkStream:
         """LiteLLM's ``CustomStreamWrapper`` (``call.params`` asks for a stream)."""
-        stream: ChunkStream = await engine.litellm().acompletion(**_arguments(call, timeout))
+        stream: ChunkStream = await _litellm.litellm().acompletion(**_arguments(call, timeout))
         return stream
 
     async def close(self) -> None:

@@ -15,11 +15,11 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aiecs_llm.config.secrets import Secret
-from aiecs_llm.providers import engine
+from aiecs_llm.providers import engine as _litellm
 from aiecs_llm.transport.routes import ROUTES, Route, StreamSetup
 
 if TYPE_CHECKING:
-    from aiecs_llm.client.request import PreparedCall
+    from aiecs_llm.transport.call import PreparedCall
 
 MAPPED_PARAMETERS = frozenset(
     {
@@ -89,7 +89,7 @@ class ProviderRequest:
 @cache
 def chat_config(model: str, provider: str) -> Any:
     """The provider's configuration class for ``model`` (stateless; LiteLLM shares most)."""
-    litellm = engine.litellm()
+    litellm = _litellm.litellm()
     return litellm.ProviderConfigManager.get_provider_chat_config(
         model=model, provider=litellm.LlmProviders(provider)
     )
@@ -97,7 +97,7 @@ def chat_config(model: str, provider: str) -> Any:
 
 async def build(call: PreparedCall) -> ProviderRequest:
     """The request ``litellm.acompletion`` would send for ``call`` (``handles`` said yes)."""
-    litellm = engine.litellm()
+    litellm = _litellm.litellm()
     params = call.params
     model, provider = call.model, call.litellm_provider
     route = ROUTES[provider]
@@ -234,7 +234,7 @@ def mapped_parameters(model: str, provider: str, params: Mapping[str, Any]) -> d
     except TypeError:  # a value that cannot be a cache key (a set, say): mapped uncached
         mapped = _mapped.__wrapped__(model, provider, chosen, None)
     else:
-        mapped = _mapped(model, provider, chosen, engine.litellm().drop_params)
+        mapped = _mapped(model, provider, chosen, _litellm.litellm().drop_params)
     return {name: _thawed(value) for name, value in mapped}
 
 
@@ -244,7 +244,7 @@ def _mapped(
 ) -> tuple[tuple[str, Any], ...]:
     del drop_params  # part of the cache key only: get_optional_params reads the switch itself
     values = {name: _thawed(value) for name, value in chosen}
-    mapped: Mapping[str, Any] = engine.litellm().get_optional_params(
+    mapped: Mapping[str, Any] = _litellm.litellm().get_optional_params(
         model=model, custom_llm_provider=provider, **values
     )
     return tuple((name, _frozen(value)) for name, value in mapped.items())

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiecs_llm.providers import engine
+from aiecs_llm.providers import engine as _litellm
 
 Headers = dict[str, Any]
 Body = dict[str, Any]
@@ -55,7 +55,7 @@ class Route:
 def _openai_defaults() -> Mapping[str, Any]:
     # litellm.OpenAIConfig(temperature=...) sets process-wide defaults; acompletion's OpenAI
     # path merges them in (main.py, "LOAD CONFIG").
-    config: Mapping[str, Any] = engine.litellm().OpenAIConfig.get_config()
+    config: Mapping[str, Any] = _litellm.litellm().OpenAIConfig.get_config()
     return config
 
 

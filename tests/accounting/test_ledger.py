@@ -87,13 +87,17 @@ async def test_a_thousand_records_from_fifty_tasks(ledger):
 async def test_record_does_not_block_the_loop(tmp_path):
     records = [make(i) for i in range(10_000)]
     with UsageLedger(tmp_path / "usage.db") as ledger:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         for record in records:
             ledger.record(record)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
         await ledger.aflush()
         assert ledger.count() == 10_000
-    assert elapsed < 0.5
+    # Queued, not written: about 5 ms of this thread's CPU (what other work on a busy machine
+    # does not stretch) where an insert and commit each costs about 0.3 ms of CPU and 3 ms of
+    # wall time, 3 s and 30 s for these 10,000.
+    assert cpu < 0.5
+    assert elapsed < 10
 
 
 async def test_a_cancelled_task_keeps_its_record(ledger):
@@ -186,7 +190,7 @@ def test_close_writes_what_is_queued_and_is_idempotent(tmp_path):
     ledger.record(make(1))
     started = time.perf_counter()
     ledger.close()
-    assert time.perf_counter() - started < 2  # close cuts the batching wait short
+    assert time.perf_counter() - started < 20  # close cuts the batching wait (60 s) short
     ledger.close()
     ledger.flush()  # nothing left to write
     with pytest.raises(ConfigurationError, match="closed"):
@@ -206,7 +210,7 @@ def test_records_are_written_in_the_background(tmp_path):
     path = tmp_path / "usage.db"
     with UsageLedger(path, flush_interval=0.05) as ledger:
         ledger.record(make(1))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # written within 0.05 s; 30 s for a stalled machine
         count = 0
         while count == 0 and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aiecs_llm.providers import engine
+from aiecs_llm.providers import engine as _litellm
 from aiecs_llm.transport import provider_request
 
 FAST = "aiecs_llm/transport/fast.py"
@@ -27,7 +27,6 @@ REQUEST = "aiecs_llm/transport/provider_request.py"
 ROUTES = "aiecs_llm/transport/routes.py"
 CHUNKS = "aiecs_llm/transport/chunks.py"
 ENGINE = "aiecs_llm/providers/engine.py"
-READING = "aiecs_llm/client/reading.py"
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,7 @@ INTERFACES = (
 
 
 def _resolve(interface: Interface) -> Any:
-    engine.litellm()  # configured before any LiteLLM module is imported
+    _litellm.litellm()  # configured before any LiteLLM module is imported
     try:
         target: Any = importlib.import_module(interface.module)
     except ImportError as exc:
@@ -327,8 +326,8 @@ def test_an_http_error_is_the_providers_exception_class(provider: str) -> None:
         type(error).__name__ == {"openai": "OpenAIError", "anthropic": "AnthropicError"}[provider]
     )
     # exception_type raises its mapping (the fast transport takes it from there).
-    with pytest.raises(engine.litellm().RateLimitError):
-        engine.litellm().exception_type(
+    with pytest.raises(_litellm.litellm().RateLimitError):
+        _litellm.litellm().exception_type(
             model=model, original_exception=error, custom_llm_provider=provider
         )
 
@@ -415,7 +414,7 @@ def test_gemini_still_needs_acompletion() -> None:
 
 
 def test_the_http_client_is_litellms_and_follows_no_redirect() -> None:
-    handler = engine.http_handler()
+    handler = _litellm.http_handler()
     client = handler.client
     assert isinstance(client, httpx.AsyncClient)
     assert client.follow_redirects is False
