@@ -1,0 +1,1087 @@
+"""The two transports give the same answers and the same errors, against a hostile server.
+
+Every case runs on one path per test id (``acompletion``: every call through
+``litellm.acompletion``; ``fast``: the client's own fast transport where it handles the call)
+and checks the correct behaviour there. On the fast path the case is then run once more through
+``litellm.acompletion`` and the two normalised outcomes must be identical: for an answer every
+``LLMResponse`` field but the timings, plus the chunks of a stream; for an error its class,
+status, code, message, retry-after, partial text and whether ``__cause__`` is set; in every case
+the number of requests the server received (and, where it matters, what they carried).
+
+Each case runs with and without extra keywords (``seed``, ``top_p``, ``stop``): any keyword the
+fast path did not map used to send the call through ``acompletion`` instead.
+
+``pytest tests/transport -k acompletion`` checks the expected values against LiteLLM's path
+alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+# Public names only: the package's modules are being moved.
+from aiecs_llm import (
+    AnthropicClient,
+    GoogleAIClient,
+    LLMClientError,
+    LLMMessage,
+    LLMSettings,
+    OpenAIClient,
+)
+from tests.transport import wire
+from tests.transport.hostile_server import HostileServer, Received, Script, Step
+
+pytestmark = pytest.mark.parity
+
+ACOMPLETION: Final = "acompletion"
+FAST: Final = "fast"
+PATHS: Final = (ACOMPLETION, FAST)
+# The switch, under its current name and the name it may be given; both are set.
+PATH_SWITCHES: Final = ("LLM_DIRECT_TRANSPORT", "LLM_FAST_TRANSPORT")
+
+KEY: Final = "test-key-parity-0000"
+CLIENTS: Final = {"openai": OpenAIClient, "anthropic": AnthropicClient, "gemini": GoogleAIClient}
+MODELS: Final = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-sonnet-4-5",
+    "gemini": "gemini-2.5-flash",
+}
+SERVED: Final = {
+    "openai": wire.OPENAI_MODEL,
+    "anthropic": wire.ANTHROPIC_MODEL,
+    "gemini": wire.GEMINI_MODEL,
+}
+# Extra keywords each provider accepts (Anthropic has no seed; o-series models no top_p).
+EXTRAS: Final = {
+    "o-series": {"seed": 1, "stop": ["x"]},
+    "openai": {"seed": 1, "top_p": 0.9, "stop": ["x"]},
+    "anthropic": {"top_p": 0.9, "stop": ["x"]},
+    "gemini": {"seed": 1, "top_p": 0.9, "stop": ["x"]},
+}
+USER: Final = [LLMMessage(role="user", content="Say hello")]
+TIMINGS: Final = ("response_time", "time_to_first_chunk")
+CALL_TIMEOUT: Final = 30.0  # generous: a busy CI box must never time a good call out
+STALL: Final = 60.0  # a server that stalls this long has stopped answering (> CALL_TIMEOUT)
+DEADLINE_BOUND: Final = 20.0  # a 1 s deadline against a long stall ends well before this
+DRIP_SECONDS: Final = 15.0  # a drip-fed answer keeps the line busy this long, then stalls
+DRIP_BOUND: Final = 10.0  # a 1 s deadline against that drip ends well before this
+
+
+# -- choosing the path ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def on_path(path: str) -> Iterator[None]:
+    """Clients constructed (and called) inside use ``path``."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in PATH_SWITCHES:
+            patch.setenv(name, "1" if path == FAST else "0")
+        yield
+
+
+def make_client(path: str, provider: str, server: HostileServer, **options: Any) -> Any:
+    """A client of ``provider`` pointed at ``server``, on ``path`` (the one place that knows how
+    a path is chosen; call it inside ``on_path(path)``).
+    """
+    assert os.environ.get(PATH_SWITCHES[0]) == ("1" if path == FAST else "0")
+    base = {"openai": "/v1", "anthropic": "", "gemini": "/v1beta"}[provider]
+    options.setdefault("model", MODELS[provider])
+    options.setdefault("max_retries", 0)
+    options.setdefault("timeout", CALL_TIMEOUT)
+    return CLIENTS[provider](api_key=KEY, base_url=server.url + base, **options)
+
+
+# -- running a case ------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one call gave: ``result`` is compared between paths; the rest is for asserts."""
+
+    result: dict[str, Any]
+    received: list[Received]
+    elapsed: float
+    reference: Outcome | None = None
+    """On the fast path: the same case through ``litellm.acompletion``."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call: what the server answers, and how the call is made."""
+
+    provider: str
+    scripts: Sequence[Script]
+    stream: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    messages: Sequence[LLMMessage] = tuple(USER)
+    client_options: dict[str, Any] = field(default_factory=dict)
+    call_options: dict[str, Any] = field(default_factory=dict)
+    idle_timeout: float | None = None
+
+
+def _error_result(error: BaseException) -> dict[str, Any]:
+    if not isinstance(error, LLMClientError):  # escaped the error tree: shown as such
+        return {"escaped": type(error).__name__, "text": str(error)}
+    return {
+        "error": type(error).__name__,
+        "status_code": error.status_code,
+        "code": error.code,
+        "message": error.message,
+        "retry_after": error.retry_after,
+        "partial_text": getattr(error, "partial_text", None),
+        "cause": error.__cause__ is not None,
+    }
+
+
+async def _call(client: Any, case: Case, chunks: list[str]) -> dict[str, Any]:
+    """The answer's fields; a stream's chunks go into ``chunks`` as they arrive (so that they
+    are there when it breaks).
+    """
+    kwargs = {**case.extra, **case.call_options}
+    if not case.stream:
+        response = await client.generate_text(list(case.messages), **kwargs)
+    else:
+        stream = client.stream_text(list(case.messages), **kwargs)
+        try:
+            async for chunk in stream:
+                chunks.append(chunk)
+        finally:
+            await stream.aclose()
+        response = stream.response
+    return response.model_dump(exclude=set(TIMINGS))
+
+
+async def run(path: str, server: HostileServer, case: Case) -> Outcome:
+    """``case`` on ``path``; the server's queue and record start empty."""
+    server.clear()
+    server.enqueue(*case.scripts)
+    settings = None
+    if case.idle_timeout is not None:
+        # The [resilience] section, as the config file spells it.
+        settings = LLMSettings.model_validate(
+            {"resilience": {"stream_idle_timeout": case.idle_timeout}}
+        )
+    chunks: list[str] = []
+    with on_path(path):
+        client = make_client(path, case.provider, server, settings=settings, **case.client_options)
+        started = time.monotonic()
+        try:
+            result: dict[str, Any] = {"response": await _call(client, case, chunks)}
+        except Exception as exc:
+            result = _error_result(exc)
+        finally:
+            elapsed = time.monotonic() - started
+            await client.close()
+    if case.stream:
+        result["chunks"] = chunks
+    received = server.received
+    result["requests"] = len(received)
+    return Outcome(result, received, elapsed)
+
+
+async def outcome(path: str, server: HostileServer, case: Case) -> Outcome:
+    """``case`` on ``path``; on the fast path, also required to equal the ``acompletion`` one."""
+    got = await run(path, server, case)
+    if path == FAST:
+        reference = await run(ACOMPLETION, server, case)
+        got.reference = reference
+        differences = _differences(comparable(got.result), comparable(reference.result))
+        assert not differences, "fast path != litellm.acompletion:\n" + "\n".join(differences)
+    return got
+
+
+def comparable(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with the numbers in its error message masked: a timeout's message may carry
+    the seconds measured ("time taken=1.002 seconds"), which differ between any two calls.
+    The words must still be the same on both paths.
+    """
+    message = result.get("message")
+    if not isinstance(message, str):
+        return result
+    return result | {"message": re.sub(r"\d+(?:\.\d+)?", "<n>", message)}
+
+
+def _differences(fast: Any, reference: Any, where: str = "") -> list[str]:
+    """Each field that differs, as ``where: fast=... acompletion=...``."""
+    if isinstance(fast, dict) and isinstance(reference, dict):
+        found = []
+        for name in sorted({*fast, *reference}, key=str):
+            missing = "<missing>"
+            found += _differences(
+                fast.get(name, missing), reference.get(name, missing), f"{where}.{name}"
+            )
+        return found
+    if fast != reference:
+        return [f"{where or 'result'}: fast={fast!r} acompletion={reference!r}"]
+    return []
+
+
+def response_fields(provider: str, **fields: Any) -> dict[str, Any]:
+    """The answer every plain case expects (the wire module's tokens), with ``fields`` over it."""
+    expected = {
+        "content": "Hello",
+        "provider": "google" if provider == "gemini" else provider,
+        "model": SERVED[provider],
+        "tokens_used": wire.PROMPT_TOKENS + wire.COMPLETION_TOKENS,
+        "prompt_tokens": wire.PROMPT_TOKENS,
+        "completion_tokens": wire.COMPLETION_TOKENS,
+        "finish_reason": "stop",
+        # cached_tokens and reasoning_tokens (the wire reports neither) are compared between
+        # the paths only: LiteLLM itself reads "not reported" as None or 0 depending on the
+        # provider and on whether the answer was streamed.
+        "fallback_from": None,
+        "cached": False,
+    }
+    return expected | fields
+
+
+def assert_answer(got: Outcome, expected: dict[str, Any]) -> None:
+    assert "response" in got.result, got.result
+    response = got.result["response"]
+    assert {name: response[name] for name in expected} == expected
+    cost = response["cost_estimate"]
+    assert cost is not None
+    assert cost > 0
+
+
+def assert_error(got: Outcome, error: str, **fields: Any) -> None:
+    assert got.result.get("error") == error, got.result
+    assert got.result["cause"], "the provider's exception is not kept as __cause__"
+    for name, value in fields.items():
+        assert got.result[name] == value, (name, got.result)
+
+
+# -- parameters ----------------------------------------------------------------------------
+
+path_param = pytest.mark.parametrize("path", PATHS)
+
+
+def extras_param(providers: Sequence[str]) -> pytest.MarkDecorator:
+    """Each provider, with and without extra keywords."""
+    values = [
+        pytest.param(provider, extra, id=f"{provider}-{'extra' if extra else 'plain'}")
+        for provider in providers
+        for extra in (False, True)
+    ]
+    return pytest.mark.parametrize(("provider", "with_extra"), values)
+
+
+def extra_for(provider: str, with_extra: bool) -> dict[str, Any]:
+    return dict(EXTRAS[provider]) if with_extra else {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _litellm_loaded() -> None:
+    """LiteLLM takes seconds to import: done before any call, so that no call's deadline pays
+    for it.
+    """
+    import litellm
+
+    del litellm
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[HostileServer]:
+    async with HostileServer() as running:
+        yield running
+
+
+ALL: Final = ("openai", "anthropic", "gemini")
+OPENAI_ANTHROPIC: Final = ("openai", "anthropic")
+
+
+# == a well-formed answer, as a baseline ======================================================
+
+
+def _whole(provider: str, **options: Any) -> Script:
+    if provider == "openai":
+        return Script.json(wire.openai_completion(**options))
+    if provider == "anthropic":
+        return Script.json(wire.anthropic_message(**options))
+    return Script.json(wire.gemini_answer(**options))
+
+
+def _stream(provider: str, **options: Any) -> Script:
+    build = {
+        "openai": wire.openai_stream,
+        "anthropic": wire.anthropic_stream,
+        "gemini": wire.gemini_stream,
+    }[provider]
+    return Script.sse(build(**options))
+
+
+@path_param
+@extras_param(ALL)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_well_formed_answer(
+    path: str, provider: str, with_extra: bool, stream: bool, server: HostileServer
+) -> None:
+    script = _stream(provider) if stream else _whole(provider)
+    case = Case(provider, [script], stream=stream, extra=extra_for(provider, with_extra))
+    got = await outcome(path, server, case)
+    assert_answer(got, response_fields(provider))
+    if stream:
+        assert got.result["chunks"] == ["Hel", "lo"]
+    assert got.result["requests"] == 1
+
+
+# == system messages on reasoning models ======================================================
+
+
+@path_param
+@pytest.mark.parametrize("model", ["o3", "o4-mini"])
+@pytest.mark.parametrize("with_extra", [False, True], ids=["plain", "extra"])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_reasoning_model_system_message(
+    path: str, model: str, with_extra: bool, stream: bool, server: HostileServer
+) -> None:
+    served = {"o3": "o3-2025-04-16", "o4-mini": "o4-mini-2025-04-16"}[model]
+    script = (
+        Script.sse(wire.openai_stream())
+        if stream
+        else Script.json(wire.openai_completion(model=served))
+    )
+    case = Case(
+        "openai",
+        [script],
+        stream=stream,
+        extra=extra_for("o-series", with_extra),
+        messages=(
+            LLMMessage(role="system", content="Answer in one word."),
+            LLMMessage(role="user", content="Say hello"),
+        ),
+        client_options={"model": model},
+        call_options={"max_tokens": 50},
+    )
+    got = await outcome(path, server, case)
+    assert "response" in got.result, got.result
+    body = got.received[0].json
+    # The instruction reaches the model as an instruction (o3 and o4-mini take system and
+    # developer messages alike), not as something the user said.
+    instruction = body["messages"][0]
+    assert instruction["content"] == "Answer in one word."
+    assert instruction["role"] in ("system", "developer"), instruction
+    assert body["messages"][1] == {"role": "user", "content": "Say hello"}
+    assert body.get("max_completion_tokens") == 50
+    assert "max_tokens" not in body
+    assert "temperature" not in body
+    if got.reference is not None:
+        assert body == got.reference.received[0].json
+
+
+# == finish_reason: null ======================================================================
+
+
+def _no_finish_whole(provider: str) -> Script:
+    if provider == "openai":
+        return Script.json(wire.openai_completion(finish_reason=None))
+    if provider == "anthropic":
+        return Script.json(wire.anthropic_message(stop_reason=None))
+    return Script.json(wire.gemini_answer(finish_reason=None))
+
+
+def _no_finish_stream(provider: str) -> Script:
+    if provider == "openai":
+        return Script.sse(wire.openai_stream(finish_reason=None))
+    if provider == "anthropic":
+        return Script.sse(wire.anthropic_stream(stop_reason=None))
+    return Script.sse(wire.gemini_stream(finish_reason=None))
+
+
+@path_param
+@extras_param(ALL)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_null_finish_reason(
+    path: str, provider: str, with_extra: bool, stream: bool, server: HostileServer
+) -> None:
+    script = _no_finish_stream(provider) if stream else _no_finish_whole(provider)
+    case = Case(provider, [script], stream=stream, extra=extra_for(provider, with_extra))
+    got = await outcome(path, server, case)
+    # An answer that arrived whole (a stream: up to [DONE] or message_stop) without a reason
+    # ended normally: "stop", as LiteLLM normalises a whole answer.
+    assert_answer(got, response_fields(provider, finish_reason="stop"))
+
+
+# == a 200 whose body is an error (OpenAI) ====================================================
+
+SERVER_ERROR_MESSAGE: Final = "The server had an error while processing your request."
+
+
+@path_param
+@pytest.mark.parametrize("with_extra", [False, True], ids=["plain", "extra"])
+async def test_ok_status_with_error_body(
+    path: str, with_extra: bool, server: HostileServer
+) -> None:
+    body = wire.openai_error(SERVER_ERROR_MESSAGE, kind="server_error")
+    case = Case(
+        "openai",
+        [Script.json(body), Script.json(body)],
+        extra=extra_for("openai", with_extra),
+        client_options={"max_retries": 1},
+    )
+    got = await outcome(path, server, case)
+    # The provider's error, said with a 200: its message, and retried like any server error.
+    assert_error(got, "ProviderNotAvailableError", message=SERVER_ERROR_MESSAGE, requests=2)
+
+
+# == an error event in the middle of a stream =================================================
+
+OVERLOADED_MESSAGE: Final = "Overloaded"
+
+
+def _error_event(provider: str) -> bytes:
+    if provider == "openai":
+        return wire.sse_event(wire.openai_error(SERVER_ERROR_MESSAGE, kind="server_error"))
+    return wire.sse_event(
+        wire.anthropic_error(OVERLOADED_MESSAGE, kind="overloaded_error"), event="error"
+    )
+
+
+def _stream_head(provider: str) -> list[bytes]:
+    if provider == "openai":
+        return wire.openai_stream()[:1]  # the role chunk: no text yet
+    return wire.anthropic_stream_head()
+
+
+def _first_text(provider: str) -> bytes:
+    if provider == "openai":
+        return wire.sse_event(wire.openai_chunk("Hel"))
+    return wire.anthropic_text("Hel")
+
+
+def _provider_message(provider: str) -> str:
+    return SERVER_ERROR_MESSAGE if provider == "openai" else OVERLOADED_MESSAGE
+
+
+@path_param
+@extras_param(OPENAI_ANTHROPIC)
+async def test_error_event_before_any_text(
+    path: str, provider: str, with_extra: bool, server: HostileServer
+) -> None:
+    frames = [*_stream_head(provider), _error_event(provider)]
+    case = Case(provider, [Script.sse(frames)], stream=True, extra=extra_for(provider, with_extra))
+    got = await outcome(path, server, case)
+    # The provider's own message and code, not a repr of the event.
+    assert_error(got, "ProviderNotAvailableError", chunks=[], requests=1)
+    assert got.result["message"] == _provider_message(provider)
+    assert got.result["code"] == ("server_error" if provider == "openai" else "overloaded_error")
+
+
+@path_param
+@extras_param(OPENAI_ANTHROPIC)
+async def test_error_event_after_text(
+    path: str, provider: str, with_extra: bool, server: HostileServer
+) -> None:
+    frames = [*_stream_head(provider), _first_text(provider), _error_event(provider)]
+    case = Case(provider, [Script.sse(frames)], stream=True, extra=extra_for(provider, with_extra))
+    got = await outcome(path, server, case)
+    assert_error(got, "StreamInterruptedError", partial_text="Hel", chunks=["Hel"], requests=1)
+    assert got.result["message"].endswith(_provider_message(provider))
+    assert "{" not in got.result["message"]  # no dict repr of the event
+
+
+# == legal SSE framings =======================================================================
+
+FRAMINGS: Final = {
+    "lf": {"eol": "\n"},
+    "crlf": {"eol": "\r\n"},
+    "cr": {"eol": "\r"},
+    "multiline-data": {"eol": "\n", "split": True},
+}
+
+
+@path_param
+@extras_param(ALL)
+@pytest.mark.parametrize("framing", list(FRAMINGS))
+async def test_sse_framing(
+    path: str, provider: str, with_extra: bool, framing: str, server: HostileServer
+) -> None:
+    script = _stream(provider, **FRAMINGS[framing])
+    case = Case(provider, [script], stream=True, extra=extra_for(provider, with_extra))
+    got = await outcome(path, server, case)
+    assert_answer(got, response_fields(provider))
+    assert got.result["chunks"] == ["Hel", "lo"]
+
+
+# == deadlines ================================================================================
+
+
+def _assert_deadline_kept(got: Outcome) -> None:
+    # Loose on purpose: proves the deadline was enforced, not how fast.
+    assert got.elapsed < DEADLINE_BOUND, f"a 1 s deadline took {got.elapsed:.1f}s"
+
+
+@path_param
+@extras_param(ALL)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_timeout_before_first_byte(
+    path: str, provider: str, with_extra: bool, stream: bool, server: HostileServer
+) -> None:
+    script = _stream(provider) if stream else _whole(provider)
+    stalled = Script(
+        status=script.status,
+        headers=script.headers,
+        body=script.body,
+        steps=script.steps,
+        delay=STALL,
+    )
+    case = Case(
+        provider,
+        [stalled],
+        stream=stream,
+        extra=extra_for(provider, with_extra),
+        call_options={"timeout": 1},
+    )
+    got = await outcome(path, server, case)
+    assert_error(got, "RequestTimeoutError", requests=1)
+    _assert_deadline_kept(got)
+
+
+def _split_whole(provider: str) -> Script:
+    """A whole answer whose body stops half-way (chunked encoding) and then stalls."""
+    whole = _whole(provider)
+    half = len(whole.body) // 2
+    return Script(
+        headers=whole.headers,
+        steps=(Step(0.0, whole.body[:half]), Step(STALL), Step(0.0, whole.body[half:])),
+    )
+
+
+@path_param
+@extras_param(ALL)
+async def test_timeout_mid_body(
+    path: str, provider: str, with_extra: bool, server: HostileServer
+) -> None:
+    case = Case(
+        provider,
+        [_split_whole(provider)],
+        extra=extra_for(provider, with_extra),
+        call_options={"timeout": 1},
+    )
+    got = await outcome(path, server, case)
+    assert_error(got, "RequestTimeoutError", requests=1)
+    _assert_deadline_kept(got)
+
+
+def _stalled_stream(provider: str, *, after_text: bool) -> Script:
+    frames = _stream(provider).steps
+    assert frames is not None
+    # OpenAI: role chunk, "Hel"; Anthropic: start, block start, "Hel"; Gemini: "Hel".
+    first_text = {"openai": 2, "anthropic": 3, "gemini": 1}[provider]
+    cut = first_text if after_text else first_text - 1
+    return Script(
+        headers={"Content-Type": "text/event-stream"},
+        steps=(*frames[:cut], Step(STALL), *frames[cut:]),
+    )
+
+
+@path_param
+@extras_param(ALL)
+async def test_stream_stalls_after_first_chunk(
+    path: str, provider: str, with_extra: bool, server: HostileServer
+) -> None:
+    case = Case(
+        provider,
+        [_stalled_stream(provider, after_text=True)],
+        stream=True,
+        extra=extra_for(provider, with_extra),
+        idle_timeout=1.0,
+    )
+    got = await outcome(path, server, case)
+    assert_error(got, "StreamInterruptedError", partial_text="Hel", chunks=["Hel"], requests=1)
+    _assert_deadline_kept(got)
+
+
+@path_param
+@extras_param(ALL)
+async def test_stream_stalls_before_any_text(
+    path: str, provider: str, with_extra: bool, server: HostileServer
+) -> None:
+    case = Case(
+        provider,
+        [_stalled_stream(provider, after_text=False)],
+        stream=True,
+        extra=extra_for(provider, with_extra),
+        idle_timeout=1.0,
+    )
+    got = await outcome(path, server, case)
+    assert_error(got, "RequestTimeoutError", chunks=[], requests=1)
+    _assert_deadline_kept(got)
+
+
+def _drip(data: bytes, *, seconds: float) -> tuple[Step, ...]:
+    """``data`` a few bytes at a time, spread over ``seconds``."""
+    pieces = [data[index : index + 4] for index in range(0, len(data), 4)]
+    return tuple(Step(seconds / len(pieces), piece) for piece in pieces)
+
+
+@path_param
+@extras_param(ALL)
+async def test_deadline_of_a_drip_fed_answer(
+    path: str, provider: str, with_extra: bool, server: HostileServer
+) -> None:
+    """The server keeps sending (so no read ever waits long), but the answer never ends in
+    time: ``timeout`` is the whole call's, not each read's.
+    """
+    whole = _whole(provider)
+    half = len(whole.body) // 2
+    steps = (*_drip(whole.body[:half], seconds=DRIP_SECONDS), Step(STALL, whole.body[half:]))
+    case = Case(
+        provider,
+        [Script(headers=whole.headers, steps=steps)],
+        extra=extra_for(provider, with_extra),
+        call_options={"timeout": 1},
+    )
+    got = await outcome(path, server, case)
+    assert_error(got, "RequestTimeoutError", requests=1)
+    assert got.elapsed < DRIP_BOUND, f"a 1 s deadline took {got.elapsed:.1f}s"
+
+
+def _keep_alive(provider: str) -> bytes:
+    """What a provider sends to keep a quiet stream open: no text."""
+    if provider == "openai":
+        chunk = wire.openai_chunk()
+        chunk["choices"][0]["delta"] = {"content": ""}
+        return wire.sse_event(chunk)
+    if provider == "anthropic":
+        return wire.sse_event({"type": "ping"}, event="ping")
+    return b": keep-alive\r\n\r\n"
+
+
+@path_param
+@extras_param(ALL)
+async def test_deadline_of_a_stream_kept_alive_without_text(
+    path: str, provider: str, with_extra: bool, server: HostileServer
+) -> None:
+    """Empty deltas, pings or comments keep the stream from going idle, but no text comes
+    in time: ``timeout`` still ends the call.
+    """
+    beats = int(DRIP_SECONDS / 0.25)
+    steps = (
+        *(Step(0.0, frame) for frame in _stream_head_any(provider)),
+        *(Step(0.25, _keep_alive(provider)) for _ in range(beats)),
+        Step(STALL),
+    )
+    case = Case(
+        provider,
+        [Script(headers={"Content-Type": "text/event-stream"}, steps=steps)],
+        stream=True,
+        extra=extra_for(provider, with_extra),
+        call_options={"timeout": 1},
+        idle_timeout=5.0,
+    )
+    got = await outcome(path, server, case)
+    assert_error(got, "RequestTimeoutError", chunks=[], requests=1)
+    assert got.elapsed < DRIP_BOUND, f"a 1 s deadline took {got.elapsed:.1f}s"
+
+
+def _stream_head_any(provider: str) -> list[bytes]:
+    return [] if provider == "gemini" else _stream_head(provider)
+
+
+# == HTTP errors with Retry-After =============================================================
+
+CONTEXT_MESSAGES: Final = {
+    "openai": "This model's maximum context length is 128000 tokens. However, your messages "
+    "resulted in 130000 tokens. Please reduce the length of the messages.",
+    "anthropic": "prompt is too long: 210000 tokens > 200000 maximum",
+    "gemini": "The input token count (1200000) exceeds the maximum number of tokens allowed "
+    "(1048576).",
+}
+
+
+@dataclass(frozen=True)
+class HttpError:
+    status: int
+    body: dict[str, Any]
+    error: str
+    code: str | None
+    message: str
+    retry_after: float
+
+
+def _http_errors(provider: str) -> dict[str, HttpError]:
+    if provider == "openai":
+        return {
+            "429": HttpError(
+                429,
+                wire.openai_error(
+                    "Rate limit reached for gpt-4o-mini in organization org-test on requests "
+                    "per min (RPM): Limit 3, Used 3, Requested 1.",
+                    kind="requests",
+                    code="rate_limit_exceeded",
+                ),
+                "RateLimitError",
+                "rate_limit_exceeded",
+                "Rate limit reached for gpt-4o-mini in organization org-test on requests "
+                "per min (RPM): Limit 3, Used 3, Requested 1.",
+                7.0,
+            ),
+            "500": HttpError(
+                500,
+                wire.openai_error(SERVER_ERROR_MESSAGE, kind="server_error"),
+                "ProviderNotAvailableError",
+                "server_error",
+                SERVER_ERROR_MESSAGE,
+                3.0,
+            ),
+            "400-context": HttpError(
+                400,
+                wire.openai_error(
+                    CONTEXT_MESSAGES["openai"],
+                    kind="invalid_request_error",
+                    code="context_length_exceeded",
+                    param="messages",
+                ),
+                "ContextWindowExceededError",
+                "context_length_exceeded",
+                CONTEXT_MESSAGES["openai"],
+                5.0,
+            ),
+        }
+    if provider == "anthropic":
+        return {
+            "429": HttpError(
+                429,
+                wire.anthropic_error(
+                    "Number of request tokens has exceeded your per-minute rate limit",
+                    kind="rate_limit_error",
+                ),
+                "RateLimitError",
+                "rate_limit_error",
+                "Number of request tokens has exceeded your per-minute rate limit",
+                7.0,
+            ),
+            "529": HttpError(
+                529,
+                wire.anthropic_error(OVERLOADED_MESSAGE, kind="overloaded_error"),
+                "ProviderNotAvailableError",
+                "overloaded_error",
+                OVERLOADED_MESSAGE,
+                3.0,
+            ),
+            "500": HttpError(
+                500,
+                wire.anthropic_error("Internal server error", kind="api_error"),
+                "ProviderNotAvailableError",
+                "api_error",
+                "Internal server error",
+                3.0,
+            ),
+            "400-context": HttpError(
+                400,
+                wire.anthropic_error(CONTEXT_MESSAGES["anthropic"], kind="invalid_request_error"),
+                "ContextWindowExceededError",
+                "invalid_request_error",
+                CONTEXT_MESSAGES["anthropic"],
+                5.0,
+            ),
+        }
+    return {
+        "429": HttpError(
+            429,
+            wire.gemini_error(
+                "Resource has been exhausted (e.g. check quota).",
+                code=429,
+                status="RESOURCE_EXHAUSTED",
+            ),
+            "RateLimitError",
+            "RESOURCE_EXHAUSTED",
+            "Resource has been exhausted (e.g. check quota).",
+            7.0,
+        ),
+        "500": HttpError(
+            500,
+            wire.gemini_error("An internal error has occurred.", code=500, status="INTERNAL"),
+            "ProviderNotAvailableError",
+            "INTERNAL",
+            "An internal error has occurred.",
+            3.0,
+        ),
+        "400-context": HttpError(
+            400,
+            wire.gemini_error(CONTEXT_MESSAGES["gemini"], code=400, status="INVALID_ARGUMENT"),
+            "ContextWindowExceededError",
+            "INVALID_ARGUMENT",
+            CONTEXT_MESSAGES["gemini"],
+            5.0,
+        ),
+    }
+
+
+ERROR_CASES: Final = [
+    pytest.param(provider, name, extra, id=f"{provider}-{name}-{'extra' if extra else 'plain'}")
+    for provider in ALL
+    for name in _http_errors(provider)
+    for extra in (False, True)
+]
+
+
+@path_param
+@pytest.mark.parametrize(("provider", "name", "with_extra"), ERROR_CASES)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_http_error_with_retry_after(
+    path: str, provider: str, name: str, with_extra: bool, stream: bool, server: HostileServer
+) -> None:
+    spec = _http_errors(provider)[name]
+    headers = {"Retry-After": f"{spec.retry_after:g}"}
+    case = Case(
+        provider,
+        [Script.json(spec.body, status=spec.status, headers=headers)],
+        stream=stream,
+        extra=extra_for(provider, with_extra),
+    )
+    got = await outcome(path, server, case)
+    assert_error(
+        got,
+        spec.error,
+        status_code=spec.status,
+        code=spec.code,
+        message=spec.message,
+        retry_after=spec.retry_after,
+        requests=1,
+    )
+
+
+# == TLS ======================================================================================
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+def _make_certificate(directory: Path) -> Certificate:
+    """A self-signed certificate for 127.0.0.1: with ``cryptography`` when it is installed,
+    else with the ``openssl`` command.
+    """
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    try:
+        from cryptography import x509  # noqa: F401
+    except ImportError:
+        openssl = shutil.which("openssl")
+        assert openssl is not None, "the TLS cases need `cryptography` or the openssl command"
+        subprocess.run(
+            [
+                openssl,
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return Certificate(cert, key)
+    return _certificate_with_cryptography(cert, key)
+
+
+def _certificate_with_cryptography(cert: Path, key: Path) -> Certificate:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return Certificate(cert, key)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return _make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+async def tls_server(certificate: Certificate) -> AsyncIterator[HostileServer]:
+    async with HostileServer(ssl_context=certificate.server_context()) as running:
+        yield running
+
+
+@pytest.fixture
+def litellm_module() -> Any:
+    import litellm
+
+    return litellm
+
+
+TRUST: Final = ("ssl_verify_false", "ssl_verify_ca_path", "ssl_cert_file")
+
+
+@path_param
+@extras_param(ALL)
+@pytest.mark.parametrize("trust", TRUST)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_tls_settings_apply(
+    path: str,
+    provider: str,
+    with_extra: bool,
+    trust: str,
+    stream: bool,
+    tls_server: HostileServer,
+    certificate: Certificate,
+    litellm_module: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if trust == "ssl_verify_false":
+        monkeypatch.setattr(litellm_module, "ssl_verify", False)
+    elif trust == "ssl_verify_ca_path":
+        monkeypatch.setattr(litellm_module, "ssl_verify", str(certificate.cert))
+    else:
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate.cert))
+    script = _stream(provider) if stream else _whole(provider)
+    case = Case(provider, [script], stream=stream, extra=extra_for(provider, with_extra))
+    got = await outcome(path, tls_server, case)
+    assert_answer(got, response_fields(provider))
+    assert got.result["requests"] == 1
+
+
+@path_param
+@extras_param(ALL)
+async def test_tls_unknown_certificate_is_refused(
+    path: str,
+    provider: str,
+    with_extra: bool,
+    tls_server: HostileServer,
+    litellm_module: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(litellm_module, "ssl_verify", True)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_VERIFY", raising=False)
+    case = Case(provider, [_whole(provider)], extra=extra_for(provider, with_extra))
+    got = await outcome(path, tls_server, case)
+    assert got.result.get("error") is not None, got.result
+    assert got.result["cause"]
+    assert "certificate" in got.result["message"].lower(), got.result
+    assert got.result["requests"] == 0  # the handshake failed: no request was read
+
+
+# == litellm.callbacks ========================================================================
+
+_CALLBACK_LISTS: Final = (
+    "callbacks",
+    "success_callback",
+    "failure_callback",
+    "input_callback",
+    "service_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+    "_async_input_callback",
+)
+CALLBACK_WAIT: Final = 10.0  # LiteLLM runs success hooks in the background
+
+
+@pytest.fixture
+def success_logger(litellm_module: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A ``CustomLogger`` in ``litellm.callbacks``; LiteLLM's callback lists are restored after
+    the test (it copies ``callbacks`` into its other lists on a call).
+    """
+    from litellm.integrations.custom_logger import CustomLogger
+
+    class SuccessLogger(CustomLogger):
+        def __init__(self) -> None:
+            super().__init__()
+            self.successes: list[str] = []
+
+        def log_success_event(
+            self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+        ) -> None:
+            self.successes.append("sync")
+
+        async def async_log_success_event(
+            self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+        ) -> None:
+            self.successes.append("async")
+
+    for name in _CALLBACK_LISTS:
+        if hasattr(litellm_module, name):
+            monkeypatch.setattr(litellm_module, name, list(getattr(litellm_module, name)))
+    logger = SuccessLogger()
+    litellm_module.callbacks.append(logger)
+    return logger
+
+
+async def _wait_for_success(logger: Any) -> None:
+    waited = 0.0
+    while not logger.successes and waited < CALLBACK_WAIT:
+        await asyncio.sleep(0.05)
+        waited += 0.05
+
+
+@path_param
+@extras_param(ALL)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_litellm_callbacks_are_called(
+    path: str,
+    provider: str,
+    with_extra: bool,
+    stream: bool,
+    server: HostileServer,
+    success_logger: Any,
+) -> None:
+    script = _stream(provider) if stream else _whole(provider)
+    case = Case(provider, [script], stream=stream, extra=extra_for(provider, with_extra))
+    got = await run(path, server, case)
+    assert_answer(got, response_fields(provider))
+    await _wait_for_success(success_logger)
+    assert "async" in success_logger.successes, "litellm.callbacks' success hook was not called"
