@@ -53,11 +53,12 @@ def record(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Throughput, latency, CPU, start-up and memory against raw LiteLLM (docs/benchmarks.md).
+    """Throughput, latency, CPU, start-up and memory against raw LiteLLM and the providers'
+    official SDKs (docs/benchmarks.md).
 
     Local traffic only (a server on 127.0.0.1). `nox -s bench -- --quick` for a short run.
     """
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,bench]")
     session.run(
         "python", "bench/run.py", *session.posargs, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     )

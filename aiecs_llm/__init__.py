@@ -14,7 +14,23 @@ import typing as _typing
 from importlib import import_module as _import_module
 
 if _typing.TYPE_CHECKING:
-    from aiecs_llm.client import BaseLLMClient
+    from aiecs_llm.accounting.alerts import AlertManager
+    from aiecs_llm.accounting.budget import BudgetController
+    from aiecs_llm.accounting.cache import ResponseCache
+    from aiecs_llm.accounting.ledger import UsageLedger
+    from aiecs_llm.accounting.monitor import LLMMonitor
+    from aiecs_llm.client.base import BaseLLMClient
+    from aiecs_llm.client.health import ProviderHealth, health_check, validate_api_key
+    from aiecs_llm.client.litellm_client import LiteLLMClient
+    from aiecs_llm.client.named import (
+        PROVIDERS,
+        AnthropicClient,
+        GoogleAIClient,
+        OpenAIClient,
+        create_client,
+    )
+    from aiecs_llm.client.text_stream import TextStream
+    from aiecs_llm.config.settings import LLMSettings
     from aiecs_llm.errors import (
         AuthenticationError,
         BudgetExceededError,
@@ -33,68 +49,67 @@ if _typing.TYPE_CHECKING:
         RequestTooLargeError,
         StreamInterruptedError,
     )
-    from aiecs_llm.health import ProviderHealth, health_check, validate_api_key
-    from aiecs_llm.litellm_client import LiteLLMClient
-    from aiecs_llm.models import ModelInfo, ModelManager
-    from aiecs_llm.providers import PROVIDERS, create_client
-    from aiecs_llm.providers.anthropic import AnthropicClient
-    from aiecs_llm.providers.google import GoogleAIClient
-    from aiecs_llm.providers.openai import OpenAIClient
-    from aiecs_llm.redis_budget import RedisBudget
-    from aiecs_llm.redis_cache import RedisCache
-    from aiecs_llm.redis_connection import RedisConnection
-    from aiecs_llm.redis_state import RedisState
-    from aiecs_llm.settings import LLMSettings
-    from aiecs_llm.streaming import TextStream
+    from aiecs_llm.providers.catalogue import ModelInfo, ModelManager
+    from aiecs_llm.redis.budget import RedisBudget
+    from aiecs_llm.redis.cache import RedisCache
+    from aiecs_llm.redis.connection import RedisConnection
+    from aiecs_llm.redis.state import RedisState
     from aiecs_llm.types import LLMMessage, LLMResponse
 
 __version__ = "0.1.0"
 
 # Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
-    "PROVIDERS": "aiecs_llm.providers",
-    "AnthropicClient": "aiecs_llm.providers.anthropic",
+    "AlertManager": "aiecs_llm.accounting.alerts",
+    "BudgetController": "aiecs_llm.accounting.budget",
+    "LLMMonitor": "aiecs_llm.accounting.monitor",
+    "ResponseCache": "aiecs_llm.accounting.cache",
+    "UsageLedger": "aiecs_llm.accounting.ledger",
+    "PROVIDERS": "aiecs_llm.client.named",
+    "AnthropicClient": "aiecs_llm.client.named",
     "AuthenticationError": "aiecs_llm.errors",
-    "BaseLLMClient": "aiecs_llm.client",
+    "BaseLLMClient": "aiecs_llm.client.base",
     "BudgetExceededError": "aiecs_llm.errors",
     "CircuitOpenError": "aiecs_llm.errors",
     "ConfigurationError": "aiecs_llm.errors",
     "ContentPolicyError": "aiecs_llm.errors",
     "ContextWindowExceededError": "aiecs_llm.errors",
-    "GoogleAIClient": "aiecs_llm.providers.google",
+    "GoogleAIClient": "aiecs_llm.client.named",
     "InvalidRequestError": "aiecs_llm.errors",
     "InvalidResponseError": "aiecs_llm.errors",
     "LLMClientError": "aiecs_llm.errors",
     "LLMMessage": "aiecs_llm.types",
     "LLMResponse": "aiecs_llm.types",
-    "LLMSettings": "aiecs_llm.settings",
-    "LiteLLMClient": "aiecs_llm.litellm_client",
-    "ModelInfo": "aiecs_llm.models",
-    "ModelManager": "aiecs_llm.models",
+    "LLMSettings": "aiecs_llm.config.settings",
+    "LiteLLMClient": "aiecs_llm.client.litellm_client",
+    "ModelInfo": "aiecs_llm.providers.catalogue",
+    "ModelManager": "aiecs_llm.providers.catalogue",
     "ModelNotFoundError": "aiecs_llm.errors",
-    "OpenAIClient": "aiecs_llm.providers.openai",
-    "ProviderHealth": "aiecs_llm.health",
+    "OpenAIClient": "aiecs_llm.client.named",
+    "ProviderHealth": "aiecs_llm.client.health",
     "ProviderNotAvailableError": "aiecs_llm.errors",
     "QuotaExceededError": "aiecs_llm.errors",
     "RateLimitError": "aiecs_llm.errors",
-    "RedisBudget": "aiecs_llm.redis_budget",
-    "RedisCache": "aiecs_llm.redis_cache",
-    "RedisConnection": "aiecs_llm.redis_connection",
-    "RedisState": "aiecs_llm.redis_state",
+    "RedisBudget": "aiecs_llm.redis.budget",
+    "RedisCache": "aiecs_llm.redis.cache",
+    "RedisConnection": "aiecs_llm.redis.connection",
+    "RedisState": "aiecs_llm.redis.state",
     "RequestTimeoutError": "aiecs_llm.errors",
     "RequestTooLargeError": "aiecs_llm.errors",
     "StreamInterruptedError": "aiecs_llm.errors",
-    "TextStream": "aiecs_llm.streaming",
-    "create_client": "aiecs_llm.providers",
-    "health_check": "aiecs_llm.health",
-    "validate_api_key": "aiecs_llm.health",
+    "TextStream": "aiecs_llm.client.text_stream",
+    "create_client": "aiecs_llm.client.named",
+    "health_check": "aiecs_llm.client.health",
+    "validate_api_key": "aiecs_llm.client.health",
 }
 
 __all__ = [
     "PROVIDERS",
+    "AlertManager",
     "AnthropicClient",
     "AuthenticationError",
     "BaseLLMClient",
+    "BudgetController",
     "BudgetExceededError",
     "CircuitOpenError",
     "ConfigurationError",
@@ -105,6 +120,7 @@ __all__ = [
     "InvalidResponseError",
     "LLMClientError",
     "LLMMessage",
+    "LLMMonitor",
     "LLMResponse",
     "LLMSettings",
     "LiteLLMClient",
@@ -122,8 +138,10 @@ __all__ = [
     "RedisState",
     "RequestTimeoutError",
     "RequestTooLargeError",
+    "ResponseCache",
     "StreamInterruptedError",
     "TextStream",
+    "UsageLedger",
     "create_client",
     "health_check",
     "validate_api_key",

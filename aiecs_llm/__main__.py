@@ -2,6 +2,6 @@
 
 import sys
 
-from aiecs_llm.cli import main
+from aiecs_llm.cli.main import main
 
 sys.exit(main())

@@ -25,9 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from clients import CLIENTS, BenchClient, StreamOutcome, make_client
+from clients import CLIENTS, make_client
 from common import MB, emit, loopback_url, rss_bytes
 from load import Batch, drive
+from request import BenchClient, StreamOutcome
 
 STREAM_EVERY = 4
 """One call in four is streamed."""
@@ -45,10 +46,10 @@ TIMED: dict[str, tuple[tuple[str, str], ...]] = {
     "litellm response_cost_calculator": (("litellm", "response_cost_calculator"),),
     "litellm.cost_per_token": (("litellm", "cost_per_token"),),
     "litellm token_counter": (("litellm", "token_counter"), ("litellm.utils", "token_counter")),
-    "aiecs_llm pricing.usage_cost": (("aiecs_llm.pricing", "usage_cost"),),
-    "aiecs_llm pricing.estimate_tokens": (("aiecs_llm.pricing", "estimate_tokens"),),
-    "aiecs_llm calls.build_response": (("aiecs_llm.calls", "build_response"),),
-    "aiecs_llm Accounting.succeeded": (("aiecs_llm.accounting", "Accounting.succeeded"),),
+    "aiecs_llm pricing.usage_cost": (("aiecs_llm.accounting.pricing", "usage_cost"),),
+    "aiecs_llm pricing.estimate_tokens": (("aiecs_llm.accounting.pricing", "estimate_tokens"),),
+    "aiecs_llm reading.build_response": (("aiecs_llm.client.reading", "build_response"),),
+    "aiecs_llm Accounting.succeeded": (("aiecs_llm.client.booking", "Accounting.succeeded"),),
 }
 
 

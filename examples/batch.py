@@ -11,7 +11,7 @@ import asyncio
 from _common import accounting, example_client
 
 from aiecs_llm import LLMMessage
-from aiecs_llm.batch import BatchProgress, BatchRequest, batch_generate
+from aiecs_llm.client.batch import BatchProgress, BatchRequest, batch_generate
 
 OPERATION = "Convert text to formal business language"
 TEXTS = [

@@ -48,7 +48,8 @@ FAKE_KEYS = {
 def _fresh_shared_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """Breakers, key cool-downs, budgets and ledgers are process-wide; each test starts with
     none."""
-    from aiecs_llm import accounting, state
+    from aiecs_llm.client import shared as accounting
+    from aiecs_llm.resilience import state
 
     monkeypatch.setattr(state, "DEFAULT_STATE", state.InProcessState())
     monkeypatch.setattr(accounting, "DEFAULTS", accounting._Defaults())

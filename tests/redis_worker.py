@@ -1,4 +1,5 @@
-"""One replica for tests/test_redis_scale.py: ``python -m tests.redis_worker REQUESTS CONCURRENCY``.
+"""One replica for tests/redis/test_redis_scale.py:
+``python -m tests.redis_worker REQUESTS CONCURRENCY``.
 
 Configured by the file in ``LLM_CONFIG_FILE`` (state URL, budget, ledger, rate limit). Prints
 ``ready`` once LiteLLM is imported, waits for a line on stdin, sends its requests, waits until
@@ -15,8 +16,9 @@ from collections import Counter
 
 import structlog
 
-from aiecs_llm import BudgetExceededError, LiteLLMClient, LLMClientError, LLMMessage, _litellm
-from aiecs_llm.redis_budget import RedisBudget
+from aiecs_llm import BudgetExceededError, LiteLLMClient, LLMClientError, LLMMessage
+from aiecs_llm.providers import engine as _litellm
+from aiecs_llm.redis.budget import RedisBudget
 
 
 async def main(requests: int, concurrency: int) -> None:

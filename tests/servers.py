@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from aiecs_llm import PROVIDERS
-from aiecs_llm.providers.base import ProviderClient
-from aiecs_llm.settings import LLMSettings, ProviderSettings, Resilience
+from aiecs_llm.client.named import ProviderClient
+from aiecs_llm.config.settings import LLMSettings, ProviderSettings, Resilience
 from tests.fake_provider import FakeProviderServer
 
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "google": "gemini-2.5-flash"}

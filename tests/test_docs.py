@@ -28,7 +28,7 @@ import pytest
 from pydantic import AliasChoices, BaseModel
 
 from aiecs_llm import LLMMessage, LLMSettings, OpenAIClient
-from aiecs_llm.settings import _Environment
+from aiecs_llm.config.settings import _Environment
 from tests.fake_provider import FakeProviderServer
 from tests.record_examples import running
 

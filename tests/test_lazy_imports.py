@@ -30,7 +30,7 @@ def test_import_loads_no_dependency():
 
 def test_help_loads_no_dependency():
     statement = (
-        "from aiecs_llm.cli import main\n"
+        "from aiecs_llm.cli.main import main\n"
         "import contextlib, io\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    assert main(['--help']) == 0\n"

@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aiecs_llm.calls import PreparedCall
+    from aiecs_llm.client.request import PreparedCall
     from aiecs_llm.direct.transport import Transport
 
 ENABLE_ENV = "LLM_DIRECT_TRANSPORT"

@@ -1,5 +1,5 @@
 """What the direct transport returns: the few attributes of LiteLLM's ``ModelResponse`` and
-stream chunks that ``aiecs_llm.calls`` reads, as plain slotted objects.
+stream chunks that ``aiecs_llm.client.request`` reads, as plain slotted objects.
 
 LiteLLM builds a pydantic ``ModelResponse`` per answer and a ``ModelResponseStream`` per chunk
 (and rebuilds the whole response at the end of a stream); these cost a few microseconds each.

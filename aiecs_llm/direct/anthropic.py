@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiecs_llm import _litellm
 from aiecs_llm.direct.answers import Answer, answer
+from aiecs_llm.providers import engine as _litellm
 
 request = _litellm.anthropic_request
 

@@ -11,8 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from aiecs_llm import _litellm
 from aiecs_llm.direct.answers import Answer, answer
+from aiecs_llm.providers import engine as _litellm
 
 STREAM_PROVIDER = "vertex_ai_beta"
 """The provider LiteLLM's stream wrapper names when it maps a Gemini stream's errors."""

@@ -17,10 +17,10 @@ from typing import Any
 
 import aiohttp
 
-from aiecs_llm import _litellm
 from aiecs_llm.direct import gemini
 from aiecs_llm.direct.answers import Answer
 from aiecs_llm.direct.http import Failures, read_body, request_failures
+from aiecs_llm.providers import engine as _litellm
 
 
 async def send(

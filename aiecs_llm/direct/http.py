@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
-from aiecs_llm import _litellm
+from aiecs_llm.providers import engine as _litellm
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

@@ -6,8 +6,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiecs_llm import _litellm
 from aiecs_llm.direct.answers import Answer, answer
+from aiecs_llm.providers import engine as _litellm
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

@@ -3,7 +3,7 @@ answer without LiteLLM's per-call machinery.
 
 What LiteLLM still does on this path: map the parameters (``get_optional_params``, memoised),
 classify HTTP errors (the provider's ``get_error_class`` and ``exception_type``), normalise
-finish reasons and hold the prices (``aiecs_llm.pricing`` prices the usage with
+finish reasons and hold the prices (``aiecs_llm.accounting.pricing`` prices the usage with
 ``litellm.cost_per_token``). What it no longer does: build a logging object per call, price
 every call (and a stream four times) on its logging threads, build pydantic objects per chunk
 and rebuild the whole response at the end of a stream.
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from aiecs_llm import _litellm
 from aiecs_llm.direct import anthropic, gemini, gemini_transport, openai
 from aiecs_llm.direct.answers import Answer
 from aiecs_llm.direct.http import Failures, read_body, request_failures
+from aiecs_llm.providers import engine as _litellm
 
 if TYPE_CHECKING:
-    from aiecs_llm.calls import PreparedCall
+    from aiecs_llm.client.request import PreparedCall
 
 # LiteLLM provider -> wire format (aiecs_llm.direct.PROVIDERS lists the same names).
 CODECS: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic, "gemini": gemini}

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 import aiecs_llm
-from aiecs_llm import LiteLLMClient, LLMMessage, retry, state
-from aiecs_llm.budget import Budget, BudgetController
-from aiecs_llm.ledger import UsageLedger
-from aiecs_llm.monitor import LLMMonitor
+from aiecs_llm import LiteLLMClient, LLMMessage
+from aiecs_llm.accounting.budget import Budget, BudgetController
+from aiecs_llm.accounting.ledger import UsageLedger
+from aiecs_llm.accounting.monitor import LLMMonitor
+from aiecs_llm.resilience import retry, state
 from tests.fake_provider import Reply
 from tests.reliability.chaos_server import ChaosServer
 from tests.reliability.test_load import established_connections, settle

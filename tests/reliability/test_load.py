@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 
 import aiecs_llm
-from aiecs_llm import LiteLLMClient, LLMMessage, retry
-from aiecs_llm.budget import Budget, BudgetController
-from aiecs_llm.ledger import UsageLedger
-from aiecs_llm.monitor import LLMMonitor
+from aiecs_llm import LiteLLMClient, LLMMessage
+from aiecs_llm.accounting.budget import Budget, BudgetController
+from aiecs_llm.accounting.ledger import UsageLedger
+from aiecs_llm.accounting.monitor import LLMMonitor
+from aiecs_llm.resilience import retry
 from tests.reliability.chaos_server import FAULTS, STATS_PATH
 from tests.reliability.figures import ROOT
 from tests.servers import settings_for

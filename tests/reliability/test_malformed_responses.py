@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aiecs_llm
-from aiecs_llm import LLMMessage, LLMResponse, state
+from aiecs_llm import LLMMessage, LLMResponse
+from aiecs_llm.accounting.ledger import UsageLedger
+from aiecs_llm.accounting.monitor import LLMMonitor
 from aiecs_llm.errors import InvalidResponseError, LLMClientError, StreamInterruptedError
-from aiecs_llm.ledger import UsageLedger
-from aiecs_llm.monitor import LLMMonitor
+from aiecs_llm.resilience import state
 from tests.fake_provider import Reply
 from tests.fake_provider.anthropic_wire import AnthropicWire
 from tests.fake_provider.gemini_wire import GeminiWire

@@ -1,7 +1,7 @@
 """A canary API key pushed through every path; no 8-character slice of it may come out.
 
 The canary is random base62, not key-shaped, so the pattern-based scrubbing of
-``aiecs_llm.redaction`` cannot catch it by luck: only handling the key as a secret keeps it in.
+``aiecs_llm.config.secrets`` cannot catch it by luck: only handling the key as a secret keeps it in.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ import structlog
 from structlog.testing import capture_logs
 
 import aiecs_llm
-from aiecs_llm import LiteLLMClient, LLMMessage, LLMSettings, health_check, retry, state
-from aiecs_llm.budget import Budget, BudgetController
-from aiecs_llm.ledger import UsageLedger
-from aiecs_llm.monitor import LLMMonitor
-from aiecs_llm.prometheus import render_metrics
-from aiecs_llm.redaction import fingerprint
+from aiecs_llm import LiteLLMClient, LLMMessage, LLMSettings, health_check
+from aiecs_llm.accounting.budget import Budget, BudgetController
+from aiecs_llm.accounting.ledger import UsageLedger
+from aiecs_llm.accounting.monitor import LLMMonitor
+from aiecs_llm.accounting.prometheus import render_metrics
+from aiecs_llm.config.secrets import fingerprint
+from aiecs_llm.resilience import retry, state
 from aiecs_llm.testing import use_cassette
 from tests.fake_provider import Reply
 from tests.reliability.chaos_server import ChaosServer

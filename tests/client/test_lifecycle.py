@@ -1,0 +1,115 @@
+"""Good citizenship inside a service: quiet, lazy, and no leaked connections or global changes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import aiecs_llm
+from aiecs_llm import LLMMessage
+from aiecs_llm.providers import engine as _litellm
+from aiecs_llm.testing import use_cassette
+from tests.conftest import CASSETTES
+from tests.fake_provider import FakeProviderServer, Reply
+from tests.servers import client_for
+
+MESSAGES = [LLMMessage("user", "Say hello in five words.")]
+
+
+def run_python(code, env_overrides):
+    env = {k: v for k, v in os.environ.items() if k != _litellm.COST_MAP_ENV}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=120,
+    ).stdout.strip()
+
+
+def test_library_uses_the_bundled_cost_map_unless_told_otherwise():
+    code = (
+        "import os; from aiecs_llm.providers import engine; engine.litellm(); "
+        "print(os.environ['%s'])"
+    )
+    assert run_python(code % _litellm.COST_MAP_ENV, {}) == "True"
+
+
+def test_the_users_choice_of_cost_map_is_kept():
+    code = "import os; from aiecs_llm.providers import engine; print(os.environ['%s'])"
+    assert run_python(code % _litellm.COST_MAP_ENV, {_litellm.COST_MAP_ENV: "False"}) == "False"
+
+
+async def test_litellm_prints_nothing_on_errors(capsys):
+    async with aiecs_llm.OpenAIClient(max_retries=0) as client:
+        with (
+            use_cassette(CASSETTES / "openai" / "error_401.yaml"),
+            pytest.raises(aiecs_llm.AuthenticationError),
+        ):
+            await client.generate_text(MESSAGES, model="gpt-4o-mini")
+    captured = capsys.readouterr()
+    assert "Give Feedback" not in captured.out + captured.err
+    assert "LiteLLM.Info" not in captured.out + captured.err
+
+
+GLOBALS = (
+    "num_retries",
+    "drop_params",
+    "suppress_debug_info",
+    "request_timeout",
+    "set_verbose",
+    "api_key",
+    "api_base",
+    "callbacks",
+    "success_callback",
+    "failure_callback",
+)
+
+
+async def test_calls_change_no_litellm_globals(provider):
+    litellm = _litellm.litellm()
+    async with (
+        FakeProviderServer() as server,
+        client_for(server, provider, max_retries=0) as client,
+    ):
+        # LiteLLM initialises some of its own globals lazily on a provider's first call (the
+        # Gemini path registers a "cache" success callback); the contract is that our calls
+        # change nothing after that.
+        await client.generate_text(MESSAGES)
+        before = {name: repr(getattr(litellm, name, None)) for name in GLOBALS}
+        server.enqueue(Reply.ok(), Reply.ok(), Reply.server_error())
+        await client.generate_text(MESSAGES, temperature=0.1, max_tokens=20, timeout=5)
+        async for _ in client.stream_text(MESSAGES):
+            pass
+        with pytest.raises(aiecs_llm.ProviderNotAvailableError):
+            await client.generate_text(MESSAGES)
+        after = {name: repr(getattr(litellm, name, None)) for name in GLOBALS}
+    assert after == before
+    assert litellm.suppress_debug_info is True
+
+
+async def test_close_releases_the_clients_http_connections(provider):
+    async with FakeProviderServer() as server:
+        client = client_for(server, provider, max_retries=0)
+        await client.generate_text(MESSAGES)
+        (http_client,) = client._targets.open_http_clients()
+        await client.close()
+        await client.close()  # idempotent
+    if provider == "openai":
+        assert http_client.is_closed()
+    else:
+        assert http_client._client.is_closed
+    assert client._targets.open_http_clients() == []
+
+
+async def test_litellms_own_retries_are_off(provider):
+    # One provider failure is one request: neither LiteLLM nor the OpenAI SDK retries on its own.
+    async with FakeProviderServer() as server:
+        server.enqueue(Reply.server_error(), Reply.server_error(), Reply.server_error())
+        async with client_for(server, provider, max_retries=0) as client:
+            with pytest.raises(aiecs_llm.ProviderNotAvailableError):
+                await client.generate_text(MESSAGES)
+        assert len(server.requests) == 1
