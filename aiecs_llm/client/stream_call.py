@@ -110,19 +110,15 @@ class StreamPath:
     async def _open(self, call: PreparedCall) -> tuple[Any, StreamReading, str | None]:
         # The attempt lasts until the first text chunk: provider errors often arrive only
         # there, not with the HTTP response headers. The call's timeout holds until then, even
-        # while pings or empty deltas keep the stream from going idle. The first read is the
-        # answer's start, which only the call's timeout bounds, whichever transport: LiteLLM's
-        # streams send their request on it, the fast one before it.
+        # while pings or empty deltas keep the stream from going idle.
         raw = await self._pipeline.send(call)
         reading = StreamReading(call, raw)
         limit = asyncio.timeout(call.deadline - time.monotonic())
         try:
             async with limit:
-                chunk = await self._next_chunk(raw, first=True)
-                while chunk is not None:
+                while (chunk := await self._next_chunk(raw)) is not None:
                     if text := reading.add(chunk):
                         return raw, reading, text
-                    chunk = await self._next_chunk(raw)
             reading.finish()
         except Exception as exc:  # the boundary, as in Pipeline.send
             await _close_quietly(raw)
@@ -131,17 +127,12 @@ class StreamPath:
             raise call.fail(exc) from exc
         return raw, reading, None
 
-    async def _next_chunk(self, raw: Any, *, first: bool = False) -> Any:
-        """The next chunk, or None at the end. The client's idle timeout breaks a stream that
-        went silent; the ``first`` read is bounded by the call's timeout only.
-        """
-        idle = None if first else self._idle_timeout
+    async def _next_chunk(self, raw: Any) -> Any:
+        idle = self._idle_timeout
         try:
             async with self._in_flight.scope(idle):
                 return await anext(raw, None)
         except TimeoutError:
-            if idle is None:
-                raise
             raise TimeoutError(f"the stream went silent for {idle:g}s") from None
 
 

@@ -184,6 +184,10 @@ async def test_ten_thousand_calls_with_faults(remote, figures, quiet_logs, monke
         # Faults are independent and rare; a circuit opened by chance would skip attempts the
         # accounting identity below counts on. The breaker has tests of its own.
         breaker_failures=1000,
+        # A hang must cost its call the whole timeout, as the identity below counts it: a
+        # stream's idle timeout would otherwise end some hangs first (LiteLLM's streams send
+        # their request on the first read, which the idle timeout watches) and retry them.
+        stream_idle_timeout=2 * CALL_TIMEOUT,
     )
     # Warm up: LiteLLM's import and its per-loop background worker exist before the baseline.
     async with LiteLLMClient(settings=settings, ledger=UsageLedger(), monitor=LLMMonitor()) as w:
