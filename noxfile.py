@@ -75,7 +75,7 @@ def litellm_floor_search(session: nox.Session) -> None:
 
     Searches from `AIECS_LLM_LITELLM_FROM` (default 1.108.0) up to the newest release the
     upper bound allows, assuming that once a release passes the newer ones do too (each release
-    tried is printed, so a table can be checked by hand). `LLM_DIRECT_TRANSPORT` and pytest
+    tried is printed, so a table can be checked by hand). `LLM_FAST_TRANSPORT` and pytest
     arguments after `--` apply to every run. It prints the floor to write; it changes nothing.
     """
     requirement = _litellm_requirement()
@@ -205,11 +205,12 @@ def record(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Throughput, latency, CPU, start-up and memory against raw LiteLLM (docs/benchmarks.md).
+    """Throughput, latency, CPU, start-up and memory against raw LiteLLM and the providers'
+    official SDKs (docs/benchmarks.md).
 
     Local traffic only (a server on 127.0.0.1). `nox -s bench -- --quick` for a short run.
     """
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,bench]")
     session.run("python", "bench/run.py", *session.posargs, env=TEST_ENV)
 
 

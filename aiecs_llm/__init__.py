@@ -14,6 +14,11 @@ import typing as _typing
 from importlib import import_module as _import_module
 
 if _typing.TYPE_CHECKING:
+    from aiecs_llm.accounting.alerts import AlertManager
+    from aiecs_llm.accounting.budget import BudgetController
+    from aiecs_llm.accounting.cache import ResponseCache
+    from aiecs_llm.accounting.ledger import UsageLedger
+    from aiecs_llm.accounting.monitor import LLMMonitor
     from aiecs_llm.client.base import BaseLLMClient
     from aiecs_llm.client.health import ProviderHealth, health_check, validate_api_key
     from aiecs_llm.client.litellm_client import LiteLLMClient
@@ -55,6 +60,11 @@ __version__ = "0.1.0"
 
 # Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
+    "AlertManager": "aiecs_llm.accounting.alerts",
+    "BudgetController": "aiecs_llm.accounting.budget",
+    "LLMMonitor": "aiecs_llm.accounting.monitor",
+    "ResponseCache": "aiecs_llm.accounting.cache",
+    "UsageLedger": "aiecs_llm.accounting.ledger",
     "PROVIDERS": "aiecs_llm.client.named",
     "AnthropicClient": "aiecs_llm.client.named",
     "AuthenticationError": "aiecs_llm.errors",
@@ -95,9 +105,11 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "PROVIDERS",
+    "AlertManager",
     "AnthropicClient",
     "AuthenticationError",
     "BaseLLMClient",
+    "BudgetController",
     "BudgetExceededError",
     "CircuitOpenError",
     "ConfigurationError",
@@ -108,6 +120,7 @@ __all__ = [
     "InvalidResponseError",
     "LLMClientError",
     "LLMMessage",
+    "LLMMonitor",
     "LLMResponse",
     "LLMSettings",
     "LiteLLMClient",
@@ -125,8 +138,10 @@ __all__ = [
     "RedisState",
     "RequestTimeoutError",
     "RequestTooLargeError",
+    "ResponseCache",
     "StreamInterruptedError",
     "TextStream",
+    "UsageLedger",
     "create_client",
     "health_check",
     "validate_api_key",

@@ -25,6 +25,17 @@ class LLMMessage(BaseModel):
         # Positional construction, as in the spec: LLMMessage("user", "Hi").
         super().__init__(role=role, content=content)
 
+    @field_validator("content", mode="before")
+    @classmethod
+    def _content_is_text(cls, content: object) -> object:
+        # pydantic would decode bytes silently, guessing an encoding the caller never chose.
+        if isinstance(content, bytes | bytearray | memoryview):
+            # ValueError, not TypeError: pydantic turns only that into a ValidationError.
+            raise ValueError(  # noqa: TRY004
+                "message content must be text (str), not bytes: decode it first"
+            )
+        return content
+
     @field_validator("content")
     @classmethod
     def _content_not_blank(cls, content: str) -> str:

@@ -3,7 +3,9 @@
 Every client sends the same request (model ``gpt-4o-mini``, one user message, ``max_tokens`` 64,
 usage requested for streams) and does the least work a real caller would: the raw HTTP clients
 decode the JSON answer, or split the SSE lines and decode each chunk; the SDKs and aiecs_llm are
-used as their documentation shows. A stream returns how many content chunks it saw and when the
+used as their documentation shows. The Anthropic and Gemini clients send the same request on
+their wire formats: raw LiteLLM, aiecs_llm, and each provider's official SDK (clients_sdk.py),
+as the openai SDK is for OpenAI's. A stream returns how many content chunks it saw and when the
 first one arrived (``time.perf_counter()``), for time to first chunk.
 """
 
@@ -13,48 +15,45 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-MODEL = "gpt-4o-mini"
-ANTHROPIC_MODEL = "claude-haiku-4-5"
-GEMINI_MODEL = "gemini-2.5-flash"
-MAX_TOKENS = 64
-API_KEY = "bench-key"
-PROMPT = "Say something short about foxes."
-MESSAGES = [{"role": "user", "content": PROMPT}]
+from clients_sdk import AnthropicSdkClient, GenaiSdkClient
+from request import (
+    ANTHROPIC_MODEL,
+    API_KEY,
+    GEMINI_MODEL,
+    MAX_TOKENS,
+    MESSAGES,
+    MODEL,
+    PROMPT,
+    BadAnswerError,
+    BenchClient,
+    StreamOutcome,
+)
+
 CLIENTS = (
     "httpx",
     "aiohttp",
     "openai",
     "litellm",
     "aiecs_llm",
+    "anthropic_sdk",
     "litellm_anthropic",
     "aiecs_llm_anthropic",
+    "genai_sdk",
     "litellm_gemini",
     "aiecs_llm_gemini",
 )
-
-StreamOutcome = tuple[int, float | None]
-"""Content chunks seen, and when the first arrived."""
-
-
-class BenchClient(Protocol):
-    """What the harness drives."""
-
-    async def plain(self) -> None: ...
-
-    async def stream(self) -> StreamOutcome: ...
-
-    async def close(self) -> None: ...
-
-
-class BadAnswerError(RuntimeError):
-    """The server answered something the client could not use (a fault knob, or a bug)."""
 
 
 def _check(content: object) -> None:
     if not isinstance(content, str) or not content:
         raise BadAnswerError("the answer has no text")
+
+
+def _check_usage(output_tokens: object) -> None:
+    if not isinstance(output_tokens, int) or output_tokens <= 0:
+        raise BadAnswerError("the answer has no usage")
 
 
 def _payload(*, stream: bool) -> dict[str, Any]:
@@ -165,7 +164,9 @@ class AiohttpClient:
 
 
 class OpenAISdkClient:
-    """The openai SDK's ``AsyncOpenAI``, retries off (as the other clients)."""
+    """The openai SDK's ``AsyncOpenAI``, retries off (as the other clients); it reads the text
+    and the usage, as the other official SDKs' clients (clients_sdk.py) do.
+    """
 
     def __init__(self, base_url: str) -> None:
         import openai
@@ -181,6 +182,7 @@ class OpenAISdkClient:
             max_tokens=MAX_TOKENS,
         )
         _check(completion.choices[0].message.content)
+        _check_usage(completion.usage.completion_tokens if completion.usage else None)
 
     async def stream(self) -> StreamOutcome:
         chunks, first = 0, None
@@ -191,11 +193,15 @@ class OpenAISdkClient:
             stream=True,
             stream_options={"include_usage": True},
         )
+        output_tokens = None
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 if first is None:
                     first = time.perf_counter()
                 chunks += 1
+            if chunk.usage is not None:
+                output_tokens = chunk.usage.completion_tokens
+        _check_usage(output_tokens)
         return chunks, first
 
     async def close(self) -> None:
@@ -337,6 +343,8 @@ _FACTORIES: dict[str, Callable[[str], BenchClient]] = {
     "httpx": HttpxClient,
     "aiohttp": AiohttpClient,
     "openai": OpenAISdkClient,
+    "anthropic_sdk": AnthropicSdkClient,
+    "genai_sdk": GenaiSdkClient,
     "litellm": LiteLLMRawClient,
     "aiecs_llm": AiecsClient,
     "litellm_anthropic": LiteLLMAnthropicClient,

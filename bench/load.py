@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from clients import StreamOutcome
+from request import StreamOutcome
 
 Call = Callable[[int], Awaitable[StreamOutcome | None]]
 """Send request number ``i``; a stream returns its chunk count and first-chunk time."""

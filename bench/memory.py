@@ -25,9 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from clients import CLIENTS, BenchClient, StreamOutcome, make_client
+from clients import CLIENTS, make_client
 from common import MB, emit, loopback_url, rss_bytes
 from load import Batch, drive
+from request import BenchClient, StreamOutcome
 
 STREAM_EVERY = 4
 """One call in four is streamed."""
@@ -47,8 +48,8 @@ TIMED: dict[str, tuple[tuple[str, str], ...]] = {
     "litellm token_counter": (("litellm", "token_counter"), ("litellm.utils", "token_counter")),
     "aiecs_llm pricing.usage_cost": (("aiecs_llm.accounting.pricing", "usage_cost"),),
     "aiecs_llm pricing.estimate_tokens": (("aiecs_llm.accounting.pricing", "estimate_tokens"),),
-    "aiecs_llm calls.build_response": (("aiecs_llm.client.request", "build_response"),),
-    "aiecs_llm Accounting.succeeded": (("aiecs_llm.accounting.book", "Accounting.succeeded"),),
+    "aiecs_llm reading.build_response": (("aiecs_llm.client.reading", "build_response"),),
+    "aiecs_llm Accounting.succeeded": (("aiecs_llm.client.booking", "Accounting.succeeded"),),
 }
 
 

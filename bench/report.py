@@ -1,25 +1,21 @@
-"""The markdown report and the targets, from the results ``bench/run.py`` collected."""
+"""The markdown report, from the results ``bench/run.py`` collected (the targets and which client
+is compared with which: targets.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-CELLS: tuple[tuple[str, int], ...] = (("plain", 1), ("plain", 64), ("stream", 1), ("stream", 64))
-BASELINE = "litellm"
-OURS = "aiecs_llm"
-# (our client, its wire format) for the targets; each compares with raw LiteLLM on its format.
-FORMATS = ((OURS, "OpenAI"), (f"{OURS}_anthropic", "Anthropic"), (f"{OURS}_gemini", "Gemini"))
-# Client-name suffix of each non-OpenAI wire format.
-FORMAT_SUFFIXES = ("_anthropic", "_gemini")
-FULL_MEMORY_CALLS = 20_000
-
-Cells = Mapping[str, Mapping[str, Mapping[str, Any]]]
-"""client -> cell name ("plain c=64") -> median metrics."""
-
-
-def cell_name(mode: str, concurrency: int) -> str:
-    return f"{mode} c={concurrency}"
+from targets import (
+    CELLS,
+    PROVIDERS,
+    Cells,
+    cell_name,
+    metric,
+    provider_lines,
+    ratio,
+    target_lines,
+)
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -28,16 +24,6 @@ def _num(value: Any, digits: int = 1) -> str:
     if isinstance(value, float) and value >= 100:
         return f"{value:,.0f}"
     return f"{value:,.{digits}f}"
-
-
-def _ratio(cells: Cells, client: str, cell: str, metric: str = "rps") -> float | None:
-    ours = cells.get(client, {}).get(cell, {}).get(metric)
-    # Clients of another wire format compare with raw LiteLLM on that format.
-    suffix = next((end for end in FORMAT_SUFFIXES if client.endswith(end)), "")
-    base = cells.get(BASELINE + suffix, {}).get(cell, {}).get(metric)
-    if not ours or not base:
-        return None
-    return float(ours) / float(base)
 
 
 def _table(
@@ -55,16 +41,25 @@ def _table(
 
 
 def cell_tables(cells: Cells, clients: Sequence[str]) -> list[str]:
-    """Throughput (with the ratio to raw LiteLLM), latency, CPU, time to first chunk, server."""
+    """Throughput (with the ratio to raw LiteLLM, and aiecs_llm's to the provider's SDK), the
+    per-provider comparison, latency, CPU, time to first chunk, server.
+    """
     names = [cell_name(mode, c) for mode, c in CELLS]
     stream_names = [name for name in names if name.startswith("stream")]
+    sdks = {provider.ours: provider.sdk for provider in PROVIDERS}
 
-    def get(client: str, cell: str, metric: str) -> Any:
-        return cells.get(client, {}).get(cell, {}).get(metric)
+    def get(client: str, cell: str, name: str) -> Any:
+        return metric(cells, client, cell, name)
 
     def throughput(client: str, cell: str) -> str:
-        ratio = _ratio(cells, client, cell)
-        suffix = f" ({ratio:.2f}x)" if ratio is not None else ""
+        ratios = []
+        to_litellm = ratio(cells, client, cell)
+        if to_litellm is not None:
+            ratios.append(f"{to_litellm:.2f}x")
+        to_sdk = ratio(cells, client, cell, against=sdks[client]) if client in sdks else None
+        if to_sdk is not None:
+            ratios.append(f"{to_sdk:.2f}x SDK")
+        suffix = f" ({'; '.join(ratios)})" if ratios else ""
         errors = get(client, cell, "errors")
         flag = " ⚠ errors" if errors else ""
         return f"{_num(get(client, cell, 'rps'), 0)}{suffix}{flag}"
@@ -89,9 +84,12 @@ def cell_tables(cells: Cells, clients: Sequence[str]) -> list[str]:
         return f"{per_request:.0f} µs ({share * 100:.0f}%)" if share is not None else "-"
 
     return [
-        "### Throughput, requests/s (ratio to raw LiteLLM)",
+        "### Throughput, requests/s (ratio to raw LiteLLM on the same wire format; for aiecs_llm "
+        "also to the provider's official SDK)",
         "",
         *_table(cells, clients, names, throughput),
+        "",
+        *provider_lines(cells),
         "",
         "### Latency p50 / p99, ms",
         "",
@@ -192,94 +190,6 @@ def memory_lines(memory: Mapping[str, Any], reference: Mapping[str, Any] | None)
         f"| whole call (client CPU) | {plain['cpu_us_per_call']:.0f} | "
         f"{stream['cpu_us_per_call']:.0f} |"
     )
-    return lines
-
-
-def targets(cells: Cells, startup: Mapping[str, Any] | None, memory: Any) -> list[dict[str, Any]]:
-    """Every target of the issue, PASS or MISS; the later goals are marked as goals."""
-    rows: list[dict[str, Any]] = []
-
-    def add(name: str, required: str, measured: str, ok: bool | None, kind: str) -> None:
-        status = "n/a" if ok is None else ("PASS" if ok else "MISS")
-        rows.append(
-            {"target": name, "required": required, "measured": measured, "status": status}
-            | {"kind": kind}
-        )
-
-    for ours, wire in FORMATS:
-        for mode, c in CELLS:
-            cell = cell_name(mode, c)
-            ratio = _ratio(cells, ours, cell)
-            shown = f"{ratio:.2f}x" if ratio is not None else "not measured"
-            ok = None if ratio is None else ratio >= 0.95
-            add(f"{wire}: throughput {cell} vs raw LiteLLM", ">= 0.95x", shown, ok, "baseline")
-    if startup:
-        ours = startup["aiecs_llm"]
-        ms, loaded = ours["import_ms_median"], ours["litellm_loaded"]
-        add(
-            "import aiecs_llm, without importing LiteLLM",
-            "<= 150 ms, LiteLLM not loaded",
-            f"{ms:.0f} ms, LiteLLM {'loaded' if loaded else 'not loaded'}",
-            ms <= 150 and not loaded,
-            "baseline",
-        )
-        help_ms = startup["help"]["wall_ms_median"]
-        add("aiecs-llm --help", "<= 300 ms", f"{help_ms:.0f} ms", help_ms <= 300, "baseline")
-    if memory:
-        growth, calls = memory["growth_mb"], memory["calls"]
-        short = "" if calls >= FULL_MEMORY_CALLS else f" (short run: {calls:,} calls, not 20,000)"
-        add(
-            "memory growth over 20,000 calls after warm-up",
-            "<= 5 MB",
-            f"{growth:+.2f} MB{short}",
-            growth <= 5,
-            "baseline",
-        )
-    for ours, wire in FORMATS:
-        _goal_rows(add, cells, ours, wire)
-    return rows
-
-
-def _goal_rows(
-    add: Callable[[str, str, str, bool | None, str], None], cells: Cells, ours: str, wire: str
-) -> None:
-    for cell, goal in ((cell_name("plain", 64), 2.0), (cell_name("stream", 64), 3.0)):
-        ratio = _ratio(cells, ours, cell)
-        shown = f"{ratio:.2f}x" if ratio is not None else "not measured"
-        add(
-            f"{wire}: throughput {cell} vs raw LiteLLM",
-            f">= {goal:g}x",
-            shown,
-            None if ratio is None else ratio >= goal,
-            "goal",
-        )
-    per_chunk = [
-        cells.get(ours, {}).get(cell_name("stream", c), {}).get("cpu_ms_per_chunk") for c in (1, 64)
-    ]
-    known = [value for value in per_chunk if value is not None]
-    worst = max(known) if known else None
-    add(
-        f"{wire}: client CPU per streamed chunk (worst stream cell)",
-        "<= 0.2 ms",
-        f"{worst:.3f} ms" if worst is not None else "not measured",
-        None if worst is None else worst <= 0.2,
-        "goal",
-    )
-
-
-def target_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    lines = [
-        "### Targets",
-        "",
-        "| | target | required | measured | status |",
-        "|---|---|---|---|---|",
-    ]
-    for row in rows:
-        kind = row["kind"]
-        lines.append(
-            f"| {kind} | {row['target']} | {row['required']} | {row['measured']} | "
-            f"**{row['status']}** |"
-        )
     return lines
 
 

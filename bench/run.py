@@ -3,8 +3,9 @@
 Starts the local server (bench/server.py, 127.0.0.1 only), runs every (client, mode,
 concurrency) cell ``--repeat`` times, each in a fresh process (bench/run_client.py), takes the
 medians, measures start-up (bench/startup.py) and memory and cost work (bench/memory.py),
-prints a markdown report with ratios to raw LiteLLM and PASS/MISS per target, and writes
-``bench/results/latest.json`` (and ``latest.md``).
+prints a markdown report with ratios to raw LiteLLM and to each provider's official SDK and
+PASS/MISS per target (bench/targets.py), and writes ``bench/results/latest.json`` (and
+``latest.md``).
 
 Every load is bounded: a cell measures for ``--seconds`` and a process that overruns its
 timeout is killed; the server stops with this process (its stdin closes) or after an hour.
@@ -31,6 +32,7 @@ import report
 import startup
 from clients import CLIENTS
 from common import BENCH_DIR, ROOT, child_env, cpu_seconds, last_json_line
+from targets import CELLS, cell_name, evaluate
 
 RESULTS = BENCH_DIR / "results"
 PYTHON = sys.executable
@@ -157,7 +159,7 @@ def medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_cells(server: subprocess.Popen[str], base_url: str, args: argparse.Namespace) -> list[Any]:
-    cells = [(mode, c) for mode, c in report.CELLS if mode in args.modes]
+    cells = [(mode, c) for mode, c in CELLS if mode in args.modes]
     total = args.repeat * len(args.clients) * len(cells)
     runs: list[dict[str, Any]] = []
     for repeat in range(args.repeat):
@@ -182,7 +184,17 @@ def run_cells(server: subprocess.Popen[str], base_url: str, args: argparse.Names
 
 
 def _versions() -> str:
-    names = ("litellm", "openai", "httpx", "aiohttp", "aiecs-llm")
+    names = (
+        "litellm",
+        "openai",
+        "anthropic",
+        "google-genai",
+        "httpx",
+        "httpx2",
+        "aiohttp",
+        "tenacity",
+        "aiecs-llm",
+    )
     found = []
     for name in names:
         try:
@@ -281,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         startup_results = startup.measure(args.startup_runs, args.litellm_runs)
     grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for run in runs:
-        cell = report.cell_name(run["mode"], run["concurrency"])
+        cell = cell_name(run["mode"], run["concurrency"])
         grouped.setdefault(run["client"], {}).setdefault(cell, []).append(run)
     medians_by_cell = {
         client: {cell: medians(cell_runs) for cell, cell_runs in by_cell.items()}
@@ -301,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": memory_results,
         "memory_reference": reference,
     }
-    results["targets"] = report.targets(medians_by_cell, startup_results, memory_results)
+    results["targets"] = evaluate(medians_by_cell, startup_results, memory_results)
     text = report.markdown(results)
     sys.stdout.write(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

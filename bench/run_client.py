@@ -15,9 +15,10 @@ import argparse
 import asyncio
 import sys
 
-from clients import CLIENTS, BenchClient, StreamOutcome, make_client
+from clients import CLIENTS, make_client
 from common import MB, emit, loopback_url, percentile, rss_bytes
 from load import Batch, drive
+from request import BenchClient, StreamOutcome
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -365,7 +365,7 @@ async def test_hang_is_released_when_the_server_stops() -> None:
     server = FakeProviderServer().start()
     server.enqueue(Reply.hang())
     call = asyncio.create_task(complete(server, ANTHROPIC, timeout=30))
-    for _ in range(500):  # until the request is in; bounded so a bug cannot hang the suite
+    for _ in range(3000):  # until the request is in; bounded so a bug cannot hang the suite
         if server.requests:
             break
         await asyncio.sleep(0.01)

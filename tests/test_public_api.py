@@ -33,3 +33,21 @@ def test_package_is_typed():
     from importlib.resources import files
 
     assert files("aiecs_llm").joinpath("py.typed").is_file()
+
+
+def test_what_the_client_constructor_accepts_is_importable_from_the_package():
+    from aiecs_llm.accounting.alerts import AlertManager
+    from aiecs_llm.accounting.budget import BudgetController
+    from aiecs_llm.accounting.cache import ResponseCache
+    from aiecs_llm.accounting.ledger import UsageLedger
+    from aiecs_llm.accounting.monitor import LLMMonitor
+
+    for name, value in {
+        "LLMMonitor": LLMMonitor,
+        "UsageLedger": UsageLedger,
+        "BudgetController": BudgetController,
+        "AlertManager": AlertManager,
+        "ResponseCache": ResponseCache,
+    }.items():
+        assert getattr(aiecs_llm, name) is value
+        assert name in aiecs_llm.__all__

@@ -58,3 +58,10 @@ def test_response_keeps_a_reported_total():
 
 def test_response_total_stays_unknown_without_both_counts():
     assert LLMResponse(content="x", provider="p", model="m", prompt_tokens=3).tokens_used is None
+
+
+@pytest.mark.parametrize("raw", [b"Hello", bytearray(b"Hello"), memoryview(b"Hello")])
+def test_bytes_content_is_refused_not_decoded(raw):
+    # Issue 15: b"Hello" used to be decoded silently into "Hello".
+    with pytest.raises(ValueError, match="not bytes"):
+        LLMMessage("user", raw)

@@ -15,7 +15,9 @@ books, ``aiecs_llm.redis.budget.RedisBudget`` keeps the books of every replica i
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -162,7 +164,34 @@ class BudgetController(BudgetBook):
 
     @override
     async def hold(self, amount: float, tags: Mapping[str, str]) -> BudgetReservation:
+        """``reserve``, with the spend of periods not seen yet read from the ledger off the
+        event loop first: a ledger locked by another process then delays this call only, and
+        fails it as ``BudgetExceededError`` (code ``budget_unavailable``), not as a bare error.
+        """
+        if self._ledger is not None:
+            now = self._clock()
+            unloaded = []
+            with self._lock:
+                for budget in self.budgets:
+                    key = period_key(budget.period, now, self.timezone)
+                    if budget.applies_to(tags) and (budget.name, key) not in self._accounts:
+                        unloaded.append((budget, key))
+            if unloaded:
+                try:
+                    spent = await asyncio.to_thread(self._spent_before, unloaded, now)
+                except (TimeoutError, sqlite3.Error) as exc:
+                    raise BudgetExceededError(
+                        "the spend so far could not be read from the usage ledger, so the "
+                        f"budget cannot be checked: {type(exc).__name__}: {exc}",
+                        code="budget_unavailable",
+                    ) from exc
+                with self._lock:
+                    for (budget, key), amount_spent in zip(unloaded, spent, strict=True):
+                        self._accounts.setdefault((budget.name, key), _Account(amount_spent))
         return self.reserve(amount, tags)
+
+    def _spent_before(self, unloaded: list[tuple[Budget, str]], now: datetime) -> list[float]:
+        return [self._ledger_spend(budget, key, now) for budget, key in unloaded]
 
     def reserve(self, amount: float, tags: Mapping[str, str]) -> BudgetReservation:
         """Hold ``amount`` USD against every budget the call falls under, or raise
@@ -228,13 +257,16 @@ class BudgetController(BudgetBook):
     def _account(self, budget: Budget, key: str, now: datetime) -> _Account:
         slot = (budget.name, key)
         if slot not in self._accounts:
-            spent = 0.0
-            if self._ledger is not None:
-                since, until = period_bounds(budget.period, now, self.timezone)
-                spent = self._ledger.spend(since=since, until=until, tags=budget.tags or None)
-                _log.info("llm.budget.loaded", budget=budget.name, period=key, spent_usd=spent)
-            self._accounts[slot] = _Account(spent=spent)
+            self._accounts[slot] = _Account(spent=self._ledger_spend(budget, key, now))
         return self._accounts[slot]
+
+    def _ledger_spend(self, budget: Budget, key: str, now: datetime) -> float:
+        if self._ledger is None:
+            return 0.0
+        since, until = period_bounds(budget.period, now, self.timezone)
+        spent = self._ledger.spend(since=since, until=until, tags=budget.tags or None)
+        _log.info("llm.budget.loaded", budget=budget.name, period=key, spent_usd=spent)
+        return spent
 
 
 def zone(name: str) -> ZoneInfo:

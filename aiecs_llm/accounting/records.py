@@ -59,6 +59,9 @@ class RequestRecord(BaseModel):
     fallback_from: str | None = None
     """The model first asked for, when another one answered."""
     cache_hit: bool = False
+    cost_estimated: bool = False
+    """``cost`` is the budget hold's worst case, not the provider's figure: the call failed or
+    was cancelled after its request reached the provider, which bills it all the same."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Caller tags: ``service``, ``task_id``, ``user``, ... (for budgets and reports)."""
 

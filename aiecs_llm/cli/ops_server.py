@@ -25,15 +25,15 @@ from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.monitor import DEFAULT_MONITOR, LLMMonitor
 from aiecs_llm.accounting.prometheus import CONTENT_TYPE, render_metrics
 from aiecs_llm.cli.ledger_access import existing_ledger, report_zone
-from aiecs_llm.cli.serve import DEFAULT_HOST, DEFAULT_PORT
 from aiecs_llm.client.health import ProviderHealth, health_check
 from aiecs_llm.config.settings import LLMSettings
 from aiecs_llm.errors import ConfigurationError
+from aiecs_llm.providers import engine
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LIVE_CHECK_TTL", "create_app", "serve"]
+__all__ = ["LIVE_CHECK_TTL", "create_app", "serve"]
 
 LIVE_CHECK_TTL = 30.0
 """Seconds a live health check result is served again before the providers are asked anew."""
@@ -67,16 +67,23 @@ def create_app(
     app.router.add_get("/healthz", endpoints.healthz)
     app.router.add_get("/metrics", endpoints.metrics)
     app.router.add_get("/usage", endpoints.usage)
+    app.on_startup.append(_warm_up)
     app.on_cleanup.append(endpoints.close)
     return app
+
+
+async def _warm_up(_app: web.Application) -> None:
+    # Before the socket takes traffic: the first live check then measures the request only,
+    # not LiteLLM's import.
+    await engine.load()
 
 
 async def serve(
     app: web.Application,
     *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
+    port: int,
     stop: asyncio.Event,
+    host: str = "127.0.0.1",
     on_ready: Callable[[str], None] | None = None,
     access_log: bool = False,
 ) -> None:

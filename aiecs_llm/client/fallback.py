@@ -19,7 +19,6 @@ from typing import Generic, TypeVar
 
 import structlog
 
-from aiecs_llm.client.request import PreparedCall
 from aiecs_llm.config.secrets import fingerprint
 from aiecs_llm.errors import (
     AuthenticationError,
@@ -39,6 +38,7 @@ from aiecs_llm.resilience.hedging import LatencyTracker
 from aiecs_llm.resilience.keys import KeyPool
 from aiecs_llm.resilience.retry import call_with_retries, is_retryable
 from aiecs_llm.resilience.state import ProviderLimits
+from aiecs_llm.transport.call import PreparedCall
 
 T = TypeVar("T")
 _log = structlog.get_logger("aiecs_llm.client.fallback")

@@ -1,38 +1,33 @@
 """``LiteLLMClient``: the concrete client for any LiteLLM model string.
 
-Every call, plain or streamed, is validated here once before any HTTP, then handed to the router
-(fallback models, key rotation, circuit breaker, limits, retries) whose attempts all leave
-through ``Dispatcher.send`` (``aiecs_llm.client.pipeline``): one exception translation, one
-usage and cost reading, one log event per call. The plain call is read here; the streamed one
-in ``aiecs_llm.client.stream_call``. The client owns what its calls share, and ends them on
+Every call, plain or streamed, is validated here once before any HTTP into a ``CallRequest``,
+then run by the pipeline (``aiecs_llm.client.pipeline``; streams in
+``aiecs_llm.client.stream_call``). The client builds the pipeline's parts once and hands each
+what it needs; none of them holds a pointer back to the client. It ends its calls on
 ``close()``.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any, ClassVar
 
 import structlog
 from typing_extensions import override
 
-from aiecs_llm import direct
 from aiecs_llm.accounting import pricing
 from aiecs_llm.accounting.alerts import AlertManager
 from aiecs_llm.accounting.budget import BudgetBook
 from aiecs_llm.accounting.cache import ResponseCache
 from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.monitor import LLMMonitor
-from aiecs_llm.client import events as _events
 from aiecs_llm.client import shared
 from aiecs_llm.client.base import BaseLLMClient
 from aiecs_llm.client.booking import Accounting, CallBook
 from aiecs_llm.client.cache_keys import CacheKeys
 from aiecs_llm.client.fallback import Router
-from aiecs_llm.client.pipeline import Dispatcher
-from aiecs_llm.client.reading import to_response
-from aiecs_llm.client.request import CallRequest
+from aiecs_llm.client.pipeline import Pipeline
 from aiecs_llm.client.shutdown import InFlight
 from aiecs_llm.client.stream_call import StreamPath
 from aiecs_llm.client.targets import Targets
@@ -47,11 +42,16 @@ from aiecs_llm.client.validation import (
 )
 from aiecs_llm.config.settings import LLMSettings
 from aiecs_llm.errors import ConfigurationError
+from aiecs_llm.providers import engine
 from aiecs_llm.providers.catalogue import ModelManager
 from aiecs_llm.providers.resolution import provider_of
 from aiecs_llm.providers.spec import ProviderSpec
 from aiecs_llm.resilience.hedging import LatencyTracker
 from aiecs_llm.resilience.state import InProcessState
+from aiecs_llm.transport.call import CallRequest
+from aiecs_llm.transport.fast import FastTransport
+from aiecs_llm.transport.fast import enabled as fast_transport_enabled
+from aiecs_llm.transport.litellm import LiteLLMTransport
 from aiecs_llm.types import LLMMessage, LLMResponse
 
 _log = structlog.get_logger("aiecs_llm")
@@ -160,30 +160,54 @@ class LiteLLMClient(BaseLLMClient):
             timeout=self.timeout,
         )
         self._in_flight = InFlight(type(self).__name__)
-        # OpenAI and Anthropic calls skip litellm.acompletion's per-call work (aiecs_llm/direct).
-        self._direct = direct.DirectTransport() if direct.enabled() else None
-        self._dispatcher = Dispatcher(
-            self,
+        # Calls LiteLLM's provider configs can carry skip litellm.acompletion's per-call work
+        # (aiecs_llm/transport/fast.py); every other call goes through acompletion.
+        self._fast = FastTransport() if fast_transport_enabled() else None
+        self._litellm_transport = LiteLLMTransport()
+        book = CallBook(
+            self.accounting,
+            self.settings.costs,
+            default_params,
+            log_content=log_content,
+            allow_unpriced=self.settings.budgets.allow_unpriced,
+        )
+        cache_keys = CacheKeys(
+            self.cache, self._targets, default_params, default_temperature=defaults.temperature
+        )
+        self._pipeline = Pipeline(
+            settings=self.settings,
             router=router,
             targets=self._targets,
+            book=book,
+            cache=self.cache,
+            cache_keys=cache_keys,
             default_params=default_params,
             in_flight=self._in_flight,
-            direct=self._direct,
+            transport=self._litellm_transport,
+            fast=self._fast,
         )
-        self._book = CallBook(self, self._dispatcher.chain)
-        self._cache_keys = CacheKeys(self, self._targets, default_params)
         self._streams = StreamPath(
-            self,
-            dispatcher=self._dispatcher,
-            book=self._book,
-            cache_keys=self._cache_keys,
+            pipeline=self._pipeline,
+            book=book,
+            cache=self.cache,
+            cache_keys=cache_keys,
             in_flight=self._in_flight,
+            idle_timeout=resilience.stream_idle_timeout,
         )
         super().__init__(
             self._targets.own_provider or self._targets.own_litellm_provider or "litellm"
         )
         if self.spec is not None:
             self._targets.keys(self.spec)  # fail fast on a missing key
+        engine.load_in_background()
+
+    async def warm_up(self) -> None:
+        """Load what the first call would otherwise load (LiteLLM, seconds), off the event loop.
+
+        Await it once when a service starts, before it takes traffic, so that the first
+        request is as fast as the others; ``aiecs-llm serve`` does. Calls work without it.
+        """
+        await engine.load()
 
     @override
     def __repr__(self) -> str:
@@ -209,36 +233,9 @@ class LiteLLMClient(BaseLLMClient):
         ``max_retries`` and ``hedge`` may be given per call; other keyword arguments go to
         LiteLLM unchanged.
         """
+        await engine.load()  # validation reads LiteLLM's model map
         request = self._request(messages, model, temperature, max_tokens, kwargs, stream=False)
-        key = self._cache_keys.key(request)
-        if key is None or self.cache is None:
-            return await self._generate(request)
-        response, hit = await self.cache.get_or_call(
-            key,
-            partial(self._generate, request),
-            mode=request.cache_mode,
-            temperature=self._cache_keys.temperature(request),
-        )
-        if hit:
-            self.accounting.cached(request, response)
-            _events.request_completed(response, stream=False, messages=self._book.logged(request))
-        return response
-
-    async def _generate(self, request: CallRequest) -> LLMResponse:
-        reservation = None
-        try:
-            reservation = await self._book.reserve(request)
-            async with self._in_flight.scope():
-                answer = await self._dispatcher.answer(request)
-            async with answer.lease:
-                response = to_response(answer.value, answer.call, answer.fallback_from)
-                answer.call.settle(response)
-        except BaseException as error:
-            self._book.failed(request, error, reservation)
-            raise
-        self.accounting.succeeded(request, response, reservation)
-        _events.request_completed(response, stream=False, messages=self._book.logged(request))
-        return response
+        return await self._pipeline.generate(request)
 
     @override
     def stream_text(
@@ -262,7 +259,8 @@ class LiteLLMClient(BaseLLMClient):
     @override
     async def close(self) -> None:
         """End the calls in flight, book their budget settlements (a shared budget waits up to
-        5 s for them), then close the HTTP clients this client opened; idempotent.
+        5 s for them) and write their ledger records, then close the HTTP clients this client
+        opened; idempotent.
 
         A call or stream still running fails with ``ConfigurationError`` (code
         ``client_closed``); a call made afterwards fails the same way before anything is sent.
@@ -272,9 +270,19 @@ class LiteLLMClient(BaseLLMClient):
         await self._in_flight.close()
         if self.accounting.budget is not None:
             await self.accounting.budget.flush(timeout=_FLUSH_ON_CLOSE)
+        if self.accounting.ledger is not None:
+            # Every record of this client is in the ledger file when close() returns, not
+            # only at process exit.
+            try:
+                await self.accounting.ledger.aflush()
+            except (TimeoutError, sqlite3.Error) as error:
+                _log.warning(
+                    "llm.ledger.flush_failed", error=type(error).__name__, detail=str(error)
+                )
         await self._targets.close()
-        if self._direct is not None:
-            await self._direct.close()
+        await self._litellm_transport.close()
+        if self._fast is not None:
+            await self._fast.close()
 
     def _request(
         self,
@@ -322,7 +330,7 @@ class LiteLLMClient(BaseLLMClient):
         )
         windows = [
             (name, info.context_window if (info := self.models.info(name)) else None)
-            for name in self._dispatcher.chain(request)
+            for name in self._pipeline.chain(request)
         ]
         check_context_window(windows, conversation, request.prompt_tokens)
         return request

@@ -1,64 +1,128 @@
-"""Sending a call: along its chain of models (the one asked for, then its fallbacks) through the
-router, with a second request when a hedged call is slow, and out through ``send``.
+"""The call pipeline: one validated request, from the cache to the log event.
 
-``Dispatcher.send`` is the only place a request leaves, plain or streamed, whichever attempt: to
-the direct transport when it handles the call, to ``litellm.acompletion`` otherwise. So there is
-one deadline check, one attempt count and one exception translation for every attempt.
+``Pipeline.generate`` reads top to bottom as a plain call runs: cache lookup -> budget hold ->
+for each route (model x key) and attempt, through the router (breaker, limits, retries) ->
+``send`` -> read -> settle and book -> one log event. A streamed call takes the same steps in
+``aiecs_llm.client.stream_call``, through the same ``route`` and ``send``.
+
+``Pipeline.send`` is the only place a request leaves, plain or streamed, whichever attempt: to
+the fast transport when it handles the call, to ``litellm.acompletion`` otherwise (both are an
+``aiecs_llm.transport.base.Transport``). So there is one deadline check, one attempt count and
+one exception translation for every attempt, whichever path it took.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from aiecs_llm.accounting.cache import ResponseCache
+from aiecs_llm.client.booking import CallBook
+from aiecs_llm.client.cache_keys import CacheKeys
 from aiecs_llm.client.fallback import Answer, Router, Target
-from aiecs_llm.client.request import CallOwner, CallRequest, PreparedCall
+from aiecs_llm.client.reading import to_response
 from aiecs_llm.client.shutdown import InFlight
 from aiecs_llm.client.targets import Targets
 from aiecs_llm.client.validation import check_max_tokens
-from aiecs_llm.direct import DirectTransport
-from aiecs_llm.providers import engine as _litellm
+from aiecs_llm.config.settings import LLMSettings
 from aiecs_llm.providers.resolution import accepts_temperature, registered_spec
 from aiecs_llm.resilience.hedging import hedged
+from aiecs_llm.transport.base import SelectiveTransport, Transport
+from aiecs_llm.transport.call import CallRequest, PreparedCall
+from aiecs_llm.types import LLMResponse
+
+READ_GRACE = 1.0
+"""Seconds the transports' own time limit (each read of the answer) runs past the call's."""
 
 
-class Dispatcher:
-    """Routes and sends one client's calls.
+def out_of_time(call: PreparedCall, cause: BaseException) -> TimeoutError:
+    """The error of a call whose ``timeout`` ran out before its answer (or its first text)."""
+    error = TimeoutError(f"no answer within the {call.request.timeout:g}s timeout")
+    error.__cause__ = cause
+    return error
+
+
+class Pipeline:
+    """Runs one client's calls; the client builds it once and hands it everything it needs.
 
     Args:
-        owner: the client, read on every call for its settings.
+        settings: the client's configuration (fallbacks, defaults, resilience, prices).
         router: fallbacks, key rotation, circuit breaker, limits and retries.
         targets: where each model is sent, with which key and HTTP client.
+        book: the budget hold before a call and its one record after.
+        cache: the response cache, or None.
+        cache_keys: which calls the cache takes, and under which key.
         default_params: LiteLLM parameters the client sends with every call.
         in_flight: the client's calls in flight, which ``close()`` ends.
-        direct: the direct transport, or None when it is off.
+        transport: ``litellm.acompletion``'s transport, for every call the fast one does not
+            handle.
+        fast: the fast transport, or None when it is off.
 
     """
 
     def __init__(
         self,
-        owner: CallOwner,
         *,
+        settings: LLMSettings,
         router: Router,
         targets: Targets,
+        book: CallBook,
+        cache: ResponseCache | None,
+        cache_keys: CacheKeys,
         default_params: Mapping[str, Any],
         in_flight: InFlight,
-        direct: DirectTransport | None,
+        transport: Transport,
+        fast: SelectiveTransport | None,
     ) -> None:
-        self._owner = owner
+        self._settings = settings
         self._router = router
         self._targets = targets
+        self._book = book
+        self._cache = cache
+        self._cache_keys = cache_keys
         self._default_params = default_params
         self._in_flight = in_flight
-        self._direct = direct
+        self._transport = transport
+        self._fast = fast
+
+    async def generate(self, request: CallRequest) -> LLMResponse:
+        """The whole answer to a plain call: from the cache when it holds it, else sent."""
+        key = self._cache_keys.key(request)
+        if key is None or self._cache is None:
+            return await self._generate(request)
+        response, hit = await self._cache.get_or_call(
+            key,
+            partial(self._generate, request),
+            mode=request.cache_mode,
+            temperature=self._cache_keys.temperature(request),
+        )
+        if hit:
+            self._book.cached(request, response)
+        return response
+
+    async def _generate(self, request: CallRequest) -> LLMResponse:
+        reservation = None
+        try:
+            reservation = await self._book.reserve(request, self.chain(request))
+            async with self._in_flight.scope():
+                answer = await self.answer(request)
+            async with answer.lease:
+                response = to_response(answer.value, answer.call, answer.fallback_from)
+                answer.call.settle(response)
+        except BaseException as error:
+            self._book.failed(request, error, reservation)
+            raise
+        self._book.succeeded(request, response, reservation)
+        return response
 
     def chain(self, request: CallRequest) -> list[str]:
         """The models that may answer ``request``, in order: the one asked for, then its
         fallbacks.
         """
-        fallbacks = self._owner.settings.fallbacks
+        fallbacks = self._settings.fallbacks
         bare = request.primary_model.split("/", 1)[-1]
         return [
             request.primary_model,
@@ -80,7 +144,7 @@ class Dispatcher:
             attempt,
             max_retries=request.max_retries,
             deadline=request.deadline,
-            max_retry_after=self._owner.settings.resilience.max_retry_after,
+            max_retry_after=self._settings.resilience.max_retry_after,
             prompt_tokens=request.prompt_tokens,
         )
 
@@ -120,21 +184,28 @@ class Dispatcher:
         if remaining <= 0:
             raise call.fail(TimeoutError(f"no time left of the {call.request.timeout:g}s timeout"))
         call.request.stats.attempts += 1  # only requests that go out count as retries
+        fast = self._fast
+        transport = fast if fast is not None and fast.handles(call) else self._transport
+        # The call's time limit, kept here for either path: a read timeout alone lets an
+        # answer that trickles in run long past it, and LiteLLM's Gemini path reads with its
+        # HTTP client's timeout, not the call's. The transports' own limit is a little later,
+        # so that this one decides (and words) the timeout.
+        limit = asyncio.timeout(remaining)
         try:
-            if self._direct is not None and self._direct.handles(call):
-                return await self._direct.send(call, timeout=remaining)
-            params = dict(call.params, timeout=remaining)
-            if call.http_client is not None:
-                params["client"] = call.http_client
-            return await _litellm.litellm().acompletion(**params)
+            async with limit:
+                if call.request.stream:
+                    return await transport.stream(call, timeout=remaining + READ_GRACE)
+                return await transport.send(call, timeout=remaining + READ_GRACE)
         except Exception as exc:  # the boundary: every failure leaves as a mapped error
+            if limit.expired():
+                exc = out_of_time(call, exc)
             error = call.fail(exc)  # translated even when replaced: that drops its tracebacks
             if self._in_flight.closed:  # its HTTP client was closed under it, not by the provider
                 error = self._in_flight.ended()
             raise error from exc
 
     def _build_call(self, request: CallRequest, target: Target, key: str | None) -> PreparedCall:
-        settings = self._owner.settings
+        settings = self._settings
         params: dict[str, Any] = {
             "model": target.litellm_model,
             "messages": [message.model_dump() for message in request.messages],

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from aiecs_llm.accounting import pricing
-from aiecs_llm.client.request import PreparedCall
 from aiecs_llm.errors import InvalidResponseError
+from aiecs_llm.transport.call import PreparedCall
 from aiecs_llm.types import LLMResponse
 
 
@@ -45,7 +45,7 @@ def _text(value: object) -> str | None:
 
 
 def _litellm_cost(raw: Any) -> float | None:
-    hidden = getattr(raw, "_hidden_params", None)
+    hidden = getattr(raw, "hidden_params", None)
     cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
     return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
@@ -72,7 +72,7 @@ class StreamReading:
         """Take in one LiteLLM chunk; return its text ("" for a chunk with none)."""
         # LiteLLM rewrites chunk.model to the requested name; the provider's own (often dated)
         # name survives in the hidden params.
-        hidden = getattr(chunk, "_hidden_params", None)
+        hidden = getattr(chunk, "hidden_params", None)
         served = hidden.get("provider_response_model") if isinstance(hidden, dict) else None
         self.model = _text(served) or self.model or _text(getattr(chunk, "model", None))
         self.usage = getattr(chunk, "usage", None) or self.usage
@@ -163,7 +163,13 @@ def build_response(
     answered_by = model or call.model
     cost = None
     overridden = pricing.override_for(call.overrides, answered_by, call.model, call.params["model"])
-    if litellm_cost is not None and overridden is None:
+    # LiteLLM's own figure, unless the model that answered is missing from its map (it then
+    # prices the call at 0.0): the requested model's price is used instead.
+    if (
+        litellm_cost is not None
+        and overridden is None
+        and pricing.is_priced(answered_by, call.litellm_provider)
+    ):
         cost = litellm_cost
     elif usage is not None:
         cost = pricing.usage_cost(

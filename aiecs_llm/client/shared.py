@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from aiecs_llm.accounting.alerts import AlertManager
 from aiecs_llm.accounting.budget import Budget, BudgetBook, BudgetController
-from aiecs_llm.accounting.cache import CacheBackend, MemoryCache, ResponseCache, SQLiteCache
+from aiecs_llm.accounting.cache import ResponseCache
+from aiecs_llm.accounting.cache_store import CacheBackend, MemoryCache, SQLiteCache
 from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.monitor import DEFAULT_MONITOR, LLMMonitor
 from aiecs_llm.client.booking import Accounting

@@ -5,6 +5,7 @@ message naming it, instead of deep inside LiteLLM or as a provider's 400 that co
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
@@ -46,18 +47,40 @@ def check_messages(messages: Sequence[LLMMessage]) -> tuple[LLMMessage, ...]:
 
 
 # Gemini's model name is pasted into the URL path, where these would end the path.
-_URL_SIGNIFICANT = frozenset("?#")
+# LiteLLM providers whose URL path carries the model name (``models/{name}:generateContent``,
+# ``deployments/{name}/...``).
+_NAME_IN_URL_PATH = frozenset({"gemini", "vertex_ai", "vertex_ai_beta", "azure"})
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]*")
+_NOT_A_NAME = frozenset({"", ".", ".."})
+_PATH_MOVING = frozenset("%\\")
 
 
 def check_model_name(model: str) -> str:
     """A model string that can be sent: no control characters (nothing by that name exists,
-    and in a URL they fail deep inside the HTTP client), nothing that would change a URL.
+    and in a URL they fail deep inside the HTTP client), and nothing that could move the request
+    to another path of the provider's API with the key attached (``../../v1beta/files``,
+    ``%2e%2e``): no empty, ``.`` or ``..`` segment, no percent-encoding, backslash or space; and
+    where the provider puts the name in the URL path (Gemini, Vertex AI, Azure), exactly one
+    segment of safe characters.
     """
     if any(unicodedata.category(char) == "Cc" for char in model):
         raise InvalidRequestError(f"model {model!r} contains a control character")
     prefix, _, name = model.partition("/")
-    if prefix == "gemini" and _URL_SIGNIFICANT.intersection(name):
-        raise InvalidRequestError(f"model {model!r} contains '?' or '#'")
+    segments = model.split("/")
+    if (
+        any(segment in _NOT_A_NAME for segment in segments)
+        or _PATH_MOVING.intersection(model)
+        or any(char.isspace() for char in model)
+    ):
+        raise InvalidRequestError(
+            f"model {model!r} is not a model name: it has an empty, '.' or '..' part, a '%', "
+            "a backslash or a space"
+        )
+    if prefix in _NAME_IN_URL_PATH and not _SAFE_SEGMENT.fullmatch(name):
+        raise InvalidRequestError(
+            f"model {model!r} is not a model name: {prefix} puts it in the URL path, so it must "
+            "be one segment of letters, digits and . _ - : @ +"
+        )
     return model
 
 

@@ -35,6 +35,7 @@ DEFAULT_MAX_RETRY_AFTER = 60.0
 DEFAULT_BREAKER_FAILURES = 5
 DEFAULT_BREAKER_COOLDOWN = 30.0
 DEFAULT_KEY_COOLDOWN = 30.0
+DEFAULT_MAX_KEY_COOLDOWN = 3600.0
 DEFAULT_RATE_LIMIT_QUEUE = 1000
 DEFAULT_HEDGE_DELAY = 2.0
 DEFAULT_HEDGE_PERCENTILE = 0.95
@@ -113,6 +114,7 @@ class Resilience(BaseModel):
     breaker_cooldown: float = Field(default=DEFAULT_BREAKER_COOLDOWN, gt=0.0)
     """Seconds an open route is skipped before it is probed again."""
     key_cooldown: float = Field(default=DEFAULT_KEY_COOLDOWN, gt=0.0)
+    max_key_cooldown: float = Field(default=DEFAULT_MAX_KEY_COOLDOWN, gt=0.0)
     """Seconds a rate-limited key rests when the provider did not say how long."""
     rate_limit_queue: int = Field(default=DEFAULT_RATE_LIMIT_QUEUE, ge=1)
     """Callers that may wait for a provider's rate limit before new ones fail at once."""
@@ -142,6 +144,9 @@ class Budgets(BaseModel):
     """Where days and months begin (an IANA name such as ``Europe/Berlin``)."""
     tags: dict[str, TagBudget] = Field(default_factory=dict)
     """``"key=value"`` -> limits for the calls tagged so."""
+    allow_unpriced: bool = False
+    """Let a call whose price nobody knows (not in LiteLLM's map, no ``[costs]`` entry) through
+    a budget, held at $0; otherwise such a call is refused before it is sent."""
 
 
 class CacheSettings(BaseModel):
@@ -260,6 +265,9 @@ class _Environment(BaseSettings):
     usage_db: str | None = Field(default=None, validation_alias="LLM_USAGE_DB")
     state_url: SecretStr | None = Field(default=None, validation_alias="LLM_STATE_URL")
     budget_fail_open: bool | None = Field(default=None, validation_alias="LLM_BUDGET_FAIL_OPEN")
+    budget_allow_unpriced: bool | None = Field(
+        default=None, validation_alias="LLM_BUDGET_ALLOW_UNPRICED"
+    )
 
     @field_validator("openai_api_key", "anthropic_api_key", "google_api_key")
     @classmethod
@@ -300,6 +308,7 @@ class _Environment(BaseSettings):
             "daily": self.daily_budget,
             "monthly": self.monthly_budget,
             "timezone": self.budget_timezone,
+            "allow_unpriced": self.budget_allow_unpriced,
         }
         return {
             "providers": {name: _present(section) for name, section in providers.items()},

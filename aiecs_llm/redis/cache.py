@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING
 
 from typing_extensions import override
 
-from aiecs_llm.accounting.cache import CacheBackend, CachedResponse, decode_entry, encode_entry
+from aiecs_llm.accounting.cache_store import (
+    CacheBackend,
+    CachedResponse,
+    decode_entry,
+    encode_entry,
+)
 from aiecs_llm.redis.connection import RedisConnection, RedisUnavailable
 
 if TYPE_CHECKING:

@@ -127,8 +127,11 @@ class SharedKeyPool(KeyPool):
         keys: Sequence[str],
         *,
         default_cooldown: float,
+        max_cooldown: float,
     ) -> None:
-        super().__init__(provider, keys, default_cooldown=default_cooldown)
+        super().__init__(
+            provider, keys, default_cooldown=default_cooldown, max_cooldown=max_cooldown
+        )
         self.connection = connection
 
     def entries(self) -> list[tuple[str, str, str]]:
@@ -158,7 +161,9 @@ class SharedKeyPool(KeyPool):
         for entry in self._keys:
             if entry.fingerprint != key_fingerprint:
                 continue
-            entry.cooling_until = max(entry.cooling_until, self._clock.monotonic() + cooling_for)
+            # A cool-down left in Redis by an older replica (or a broken server) is capped too.
+            rest = min(cooling_for, self._max_cooldown)
+            entry.cooling_until = max(entry.cooling_until, self._clock.monotonic() + rest)
             if retired and not entry.retired:
                 entry.retired = True
                 _log.error("llm.key.rejected", provider=self.provider, key=entry.fingerprint)
@@ -272,7 +277,11 @@ class RedisState(InProcessState):
     @override
     def _new_key_pool(self, provider: str, keys: Sequence[str], resilience: Resilience) -> KeyPool:
         return SharedKeyPool(
-            self.connection, provider, keys, default_cooldown=resilience.key_cooldown
+            self.connection,
+            provider,
+            keys,
+            default_cooldown=resilience.key_cooldown,
+            max_cooldown=resilience.max_key_cooldown,
         )
 
     @override

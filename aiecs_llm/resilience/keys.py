@@ -8,6 +8,7 @@ snapshots name them by ``fingerprint`` only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -19,9 +20,11 @@ from aiecs_llm.config.secrets import Secret, fingerprint
 from aiecs_llm.errors import AuthenticationError, RateLimitError
 from aiecs_llm.resilience.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["DEFAULT_KEY_COOLDOWN", "KeyPool", "KeyState", "KeyStatus"]
+__all__ = ["DEFAULT_KEY_COOLDOWN", "MAX_KEY_COOLDOWN", "KeyPool", "KeyState", "KeyStatus"]
 
 DEFAULT_KEY_COOLDOWN = 60.0
+MAX_KEY_COOLDOWN = 3600.0
+"""The longest a 429 may rest a key, unless configured otherwise (``max_key_cooldown``)."""
 """Seconds a rate-limited key rests when the provider did not say how long (one RPM window)."""
 
 KeyStatus = Literal["active", "cooling", "retired"]
@@ -68,6 +71,8 @@ class KeyPool:
         keys: The keys, in order of preference for the first round. Duplicates are dropped.
         clock: Time source for cooldowns.
         default_cooldown: Seconds a key cools down after a 429 without ``retry_after``.
+        max_cooldown: The longest rest any 429 can give a key, whatever the provider (or a
+            broken or hostile server in its place) asked: a key is never benched for years.
 
     Raises:
         ValueError: No keys, a blank key, or a negative cooldown.
@@ -81,6 +86,7 @@ class KeyPool:
         *,
         clock: Clock = SYSTEM_CLOCK,
         default_cooldown: float = DEFAULT_KEY_COOLDOWN,
+        max_cooldown: float = MAX_KEY_COOLDOWN,
     ) -> None:
         # A lone str is a Sequence[str] too; iterating it would make one "key" per character.
         if isinstance(keys, str):
@@ -92,6 +98,9 @@ class KeyPool:
             raise ValueError(f"a key pool for {provider} needs at least one key")
         if default_cooldown < 0:
             raise ValueError("default_cooldown must be >= 0 seconds")
+        if not max_cooldown > 0:
+            raise ValueError("max_cooldown must be > 0 seconds")
+        self._max_cooldown = max_cooldown
         self._provider = provider
         self._clock = clock
         self._default_cooldown = default_cooldown
@@ -149,10 +158,13 @@ class KeyPool:
     def rate_limited(self, key: str, retry_after: float | None) -> None:
         """Rest ``key`` after a 429: for ``retry_after`` seconds, or the default when None.
 
-        A cooldown already running is never shortened.
+        A cooldown already running is never shortened; none is longer than ``max_cooldown``.
         """
         entry = self._entry(key)
-        rest = self._default_cooldown if retry_after is None else max(retry_after, 0.0)
+        asked = self._default_cooldown if retry_after is None else retry_after
+        if not math.isfinite(asked) or asked < 0:
+            asked = self._default_cooldown
+        rest = min(asked, self._max_cooldown)
         entry.cooling_until = max(entry.cooling_until, self._clock.monotonic() + rest)
         _log.info(
             "llm.key.cooling",

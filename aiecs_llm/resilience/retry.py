@@ -9,6 +9,8 @@ the time left before the call's deadline, gets an immediate error rather than a 
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -20,7 +22,6 @@ from tenacity import (
     retry_base,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 from typing_extensions import override
 
@@ -41,6 +42,19 @@ MAX_RETRY_AFTER = 60.0
 """Longest server-requested wait we honour; a longer retry-after fails at once."""
 
 _log = structlog.get_logger("aiecs_llm.resilience.retry")
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: the base doubles with each attempt, and up to one more
+    base is added at random so that clients failing together do not retry together.
+
+    Computed here rather than with tenacity's ``wait_exponential_jitter``, whose arguments
+    changed meaning between the tenacity releases the declared range allows.
+    """
+    base = INITIAL_RETRY_DELAY * 2.0 ** min(attempt - 1, 32)
+    return min(base + random.uniform(0, INITIAL_RETRY_DELAY), MAX_RETRY_DELAY)
+
+
 T = TypeVar("T")
 
 
@@ -83,7 +97,6 @@ async def call_with_retries(
     ``retryable`` decides which errors are worth another attempt; ``wait_hint`` may name the
     wait for an error (e.g. 0 when another key is ready), overriding retry-after and backoff.
     """
-    backoff = wait_exponential_jitter(multiplier=INITIAL_RETRY_DELAY, max=MAX_RETRY_DELAY)
     cap = MAX_RETRY_AFTER if max_retry_after is None else max_retry_after
 
     def wait_for(state: RetryCallState) -> float:
@@ -92,10 +105,10 @@ async def call_with_retries(
         server_asked = getattr(error, "retry_after", None)
         if hinted is not None:
             wait = hinted
-        elif server_asked is not None:
-            wait = max(server_asked, 0.0)
+        elif server_asked is not None and math.isfinite(server_asked) and server_asked >= 0:
+            wait = server_asked
         else:
-            wait = backoff(state)
+            wait = _backoff(state.attempt_number)
         if wait > cap or time.monotonic() + wait > deadline:
             raise _GiveUpError from error
         _log.info(

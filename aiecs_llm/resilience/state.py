@@ -107,7 +107,12 @@ class InProcessState:
         )
 
     def _new_key_pool(self, provider: str, keys: Sequence[str], resilience: Resilience) -> KeyPool:
-        return KeyPool(provider, keys, default_cooldown=resilience.key_cooldown)
+        return KeyPool(
+            provider,
+            keys,
+            default_cooldown=resilience.key_cooldown,
+            max_cooldown=resilience.max_key_cooldown,
+        )
 
     def _new_rate(
         self, provider: str, configured: ProviderSettings, resilience: Resilience

@@ -16,6 +16,7 @@ import ast
 import contextlib
 import email.utils
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -148,6 +149,12 @@ def translate_error(
         )
     body = next((b for b in (getattr(e, "body", None) for e in chain) if isinstance(b, dict)), None)
     said = _provider_error(raw_message, body)
+    lost = _connection_failure(chain)
+    if lost is not None:
+        # No answer came: the socket's own words, which every HTTP stack under LiteLLM (the
+        # openai SDK, LiteLLM's handler, the fast transport) chains, where each wraps them in
+        # words of its own ("Connection error.").
+        said = _ProviderSaid(message=f"the connection failed: {redact(str(lost), secrets)}")
     code = said.code or _first_text(
         *(getattr(e, name, None) for e in chain for name in _CODE_ATTRS)
     )
@@ -188,6 +195,16 @@ def _unparseable(chain: list[BaseException], message: str) -> bool:
     if any(marker in message for marker in _UNREADABLE_MARKERS):
         return True
     return any(isinstance(e, _PARSE_FAILURES) for e in chain) or bool(names & _PARSE_FAILURE_NAMES)
+
+
+def _connection_failure(chain: list[BaseException]) -> OSError | None:
+    """The socket error at the root of ``chain`` (refused, reset, TLS), when that is what
+    failed; None for a timeout or anything else.
+    """
+    root = chain[-1]
+    if isinstance(root, OSError) and not isinstance(root, TimeoutError) and str(root):
+        return root
+    return None
 
 
 def _classify(exc: BaseException, status: int | None, message: str) -> type[LLMClientError]:
@@ -293,9 +310,11 @@ def _json_object_in(text: str) -> object:
     if start < 0:
         return None
     try:
-        return json.loads(text[start:])
+        # LiteLLM may append words of its own after the body (". Handle with `litellm...`").
+        found, _end = json.JSONDecoder().raw_decode(text, start)
     except json.JSONDecodeError:
         return None
+    return found
 
 
 def _retry_info_delay(details: object) -> float | None:
@@ -304,11 +323,7 @@ def _retry_info_delay(details: object) -> float | None:
         return None
     for detail in details:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("rpc.RetryInfo"):
-            delay = str(detail.get("retryDelay", ""))
-            try:
-                return max(float(delay.removesuffix("s")), 0.0)
-            except ValueError:
-                return None
+            return _seconds(str(detail.get("retryDelay", "")).removesuffix("s"))
     return None
 
 
@@ -350,25 +365,30 @@ def _headers_of(exc: BaseException) -> Mapping[str, str]:
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Read how long the server asked us to wait: ``retry-after-ms``, then ``retry-after``
-    (seconds or an HTTP date). Returns None when absent or unreadable.
+    (seconds or an HTTP date). Returns None when absent or unreadable, so the caller falls back
+    to its own backoff: a negative, infinite or NaN number is unreadable, not "no wait".
     """
     lowered = {key.lower(): value for key, value in headers.items()}
     raw_ms = lowered.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return max(float(raw_ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
+    if raw_ms is not None and (milliseconds := _seconds(raw_ms)) is not None:
+        return milliseconds / 1000.0
     raw = lowered.get("retry-after")
     if raw is None:
         return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
+    if (seconds := _seconds(raw)) is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
     current = time.time() if now is None else now
-    return max(when.timestamp() - current, 0.0)
+    return max(when.timestamp() - current, 0.0)  # a date already past: wait no longer
+
+
+def _seconds(raw: str) -> float | None:
+    """A non-negative, finite number of seconds, or None."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None

@@ -9,14 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from aiecs_llm import LLMMessage, LLMResponse, OpenAIClient
-from aiecs_llm.accounting.cache import (
-    CachedResponse,
-    MemoryCache,
-    ResponseCache,
-    SQLiteCache,
-    cache_key,
-    mark_cached,
-)
+from aiecs_llm.accounting.cache import ResponseCache, cache_key, mark_cached
+from aiecs_llm.accounting.cache_store import CachedResponse, MemoryCache, SQLiteCache
 from aiecs_llm.errors import AuthenticationError, ConfigurationError
 from tests.fake_provider import Reply
 from tests.servers import settings_for

@@ -164,3 +164,162 @@ def test_budget_settings_from_the_environment(monkeypatch, tmp_path):
     assert (settings.budgets.daily, settings.budgets.monthly) == (5.0, 100.0)
     assert settings.budgets.timezone == "Europe/Berlin"
     assert settings.ledger.path == str(tmp_path / "u.db")
+
+
+def _tool(index: int) -> dict[str, object]:
+    return {
+        "type": "function",
+        "function": {
+            "name": f"lookup_{index}",
+            "description": "Look up one record of the inventory by its identifier. " * 8,
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    name: {"type": "string", "description": f"The {name} of the record."}
+                    for name in ("identifier", "warehouse", "region", "owner", "status")
+                },
+            },
+        },
+    }
+
+
+def _output_schema() -> dict[str, object]:
+    fields = {
+        f"field_{index}": {"type": "string", "description": f"Line {index} of the invoice."}
+        for index in range(60)
+    }
+    return {"name": "invoice", "schema": {"type": "object", "properties": fields}}
+
+
+def _hold_without_extras() -> float:
+    from aiecs_llm.accounting import pricing
+
+    prompt = pricing.count_tokens("gpt-4o-mini", messages=[m.model_dump() for m in MESSAGES])
+    worst = pricing.worst_case_cost(
+        ["gpt-4o-mini"], prompt_tokens=prompt, max_tokens=100, overrides={}
+    )
+    assert worst is not None
+    return worst
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [_tool(index) for index in range(10)]},
+        {"response_format": {"type": "json_schema", "json_schema": _output_schema()}},
+        {"n": 8},
+    ],
+    ids=["ten-tools", "output-schema", "n=8"],
+)
+async def test_the_hold_prices_the_whole_request_as_the_provider_bills_it(server, ledger, extra):
+    # Issue 15: holds counted message text only, so 40 calls with ten tools spent 16x a daily
+    # budget, a large output schema 18.9x and n=8 7.3x. The budget here holds the plain call
+    # twice over, but not the same call with its schemas or its eight completions.
+    limit = 2 * _hold_without_extras()
+    budget = BudgetController([Budget("daily", limit)], ledger=ledger)
+    async with OpenAIClient(
+        settings=settings_for(server), ledger=ledger, budget=budget, monitor=LLMMonitor()
+    ) as client:
+        await client.generate_text(MESSAGES, max_tokens=100)  # the plain call fits
+        sent = len(server.requests)
+        with pytest.raises(aiecs_llm.BudgetExceededError):
+            await client.generate_text(MESSAGES, max_tokens=100, **extra)
+    assert len(server.requests) == sent  # refused before anything was sent
+
+
+async def test_a_clients_default_tools_are_held_too(server, ledger):
+    limit = 2 * _hold_without_extras()
+    budget = BudgetController([Budget("daily", limit)], ledger=ledger)
+    tools = [_tool(index) for index in range(10)]
+    async with OpenAIClient(
+        settings=settings_for(server), ledger=ledger, budget=budget, tools=tools
+    ) as client:
+        with pytest.raises(aiecs_llm.BudgetExceededError):
+            await client.generate_text(MESSAGES, max_tokens=100)
+    assert server.requests == []
+
+
+async def test_a_model_nobody_can_price_is_refused_by_a_budget_before_sending(server, ledger):
+    # Issue 15: LiteLLM prices a model missing from its map at $0, so budgets never refused it.
+    budget = BudgetController([Budget("daily", 1.0)], ledger=ledger)
+    async with OpenAIClient(settings=settings_for(server), ledger=ledger, budget=budget) as client:
+        with pytest.raises(aiecs_llm.BudgetExceededError) as caught:
+            await client.generate_text(MESSAGES, model="gpt-unpriced-test-model")
+    assert caught.value.code == "unpriced_model"
+    assert "allow_unpriced" in caught.value.message
+    assert 'costs."openai/gpt-unpriced-test-model"' in caught.value.message
+    assert server.requests == []
+
+
+async def test_allow_unpriced_lets_such_a_call_through_and_its_cost_stays_unknown(server):
+    settings = settings_for(server)
+    settings = settings.model_copy(update={"budgets": Budgets(daily=1.0, allow_unpriced=True)})
+    async with OpenAIClient(settings=settings, monitor=LLMMonitor()) as client:
+        response = await client.generate_text(MESSAGES, model="gpt-unpriced-test-model")
+    assert response.cost_estimate is None  # unknown, not $0
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_a_served_model_missing_from_the_map_is_priced_as_the_requested_one(server, stream):
+    server.enqueue(Reply.ok(model="gpt-4o-mini-2099-12-31"))
+    async with OpenAIClient(settings=settings_for(server), monitor=LLMMonitor()) as client:
+        if stream:
+            text_stream = client.stream_text(MESSAGES)
+            async for _ in text_stream:
+                pass
+            response = text_stream.response
+        else:
+            response = await client.generate_text(MESSAGES)
+    assert response.model == "gpt-4o-mini-2099-12-31"
+    assert response.cost_estimate == pytest.approx(ACTUAL_COST)
+
+
+def _budgeted_client(server, ledger, limit=1.0):
+    budget = BudgetController([Budget("daily", limit)], ledger=ledger)
+    client = OpenAIClient(
+        settings=settings_for(server), ledger=ledger, budget=budget, monitor=LLMMonitor()
+    )
+    return client, budget
+
+
+async def test_a_call_timed_out_after_the_provider_got_it_is_booked_at_its_hold(server, ledger):
+    # Issue 15: calls the client timed out after the request reached the provider were booked
+    # at $0 while the provider billed them (2.9x the limit in the reproduction).
+    server.enqueue(Reply.hang())
+    client, budget = _budgeted_client(server, ledger)
+    async with client:
+        with pytest.raises(aiecs_llm.RequestTimeoutError):
+            await client.generate_text(MESSAGES, max_tokens=100, timeout=1, max_retries=0)
+    (row,) = ledger.rows()
+    assert row.cost_estimated
+    assert row.cost == pytest.approx(_hold_without_extras())
+    (status,) = budget.status()
+    assert status.spent == pytest.approx(row.cost)
+    assert status.reserved == 0
+
+
+async def test_a_stream_cut_mid_answer_is_booked_at_its_hold(server, ledger):
+    server.enqueue(Reply.cut_stream(after_chunks=2))
+    client, budget = _budgeted_client(server, ledger)
+    async with client:
+        stream = client.stream_text(MESSAGES, max_tokens=100, max_retries=0)
+        with pytest.raises(aiecs_llm.StreamInterruptedError):
+            async for _ in stream:
+                pass
+    (row,) = ledger.rows()
+    assert row.cost_estimated
+    assert row.cost == pytest.approx(_hold_without_extras())
+    assert budget.status()[0].spent == pytest.approx(row.cost)
+
+
+async def test_an_error_answer_is_not_billed(server, ledger):
+    server.enqueue(Reply.server_error())
+    client, budget = _budgeted_client(server, ledger)
+    async with client:
+        with pytest.raises(aiecs_llm.ProviderNotAvailableError):
+            await client.generate_text(MESSAGES, max_tokens=100, max_retries=0)
+    (row,) = ledger.rows()
+    assert not row.cost_estimated
+    assert row.cost is None
+    assert budget.status()[0].spent == 0

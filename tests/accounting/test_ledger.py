@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from aiecs_llm.accounting import ledger as ledger_module
+from aiecs_llm.accounting import ledger_store
 from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.records import RequestRecord
 from aiecs_llm.errors import ConfigurationError
@@ -37,7 +37,7 @@ def ledger(request, tmp_path):
 
 
 def test_columns_cover_every_record_field():
-    assert set(ledger_module._COLUMNS) == set(RequestRecord.model_fields)
+    assert set(ledger_store._COLUMNS) == set(RequestRecord.model_fields)
 
 
 def test_the_same_record_twice_is_stored_once(ledger):
@@ -87,13 +87,17 @@ async def test_a_thousand_records_from_fifty_tasks(ledger):
 async def test_record_does_not_block_the_loop(tmp_path):
     records = [make(i) for i in range(10_000)]
     with UsageLedger(tmp_path / "usage.db") as ledger:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         for record in records:
             ledger.record(record)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
         await ledger.aflush()
         assert ledger.count() == 10_000
-    assert elapsed < 0.5
+    # Queued, not written: about 5 ms of this thread's CPU (what other work on a busy machine
+    # does not stretch) where an insert and commit each costs about 0.3 ms of CPU and 3 ms of
+    # wall time, 3 s and 30 s for these 10,000.
+    assert cpu < 0.5
+    assert elapsed < 10
 
 
 async def test_a_cancelled_task_keeps_its_record(ledger):
@@ -186,7 +190,7 @@ def test_close_writes_what_is_queued_and_is_idempotent(tmp_path):
     ledger.record(make(1))
     started = time.perf_counter()
     ledger.close()
-    assert time.perf_counter() - started < 2  # close cuts the batching wait short
+    assert time.perf_counter() - started < 20  # close cuts the batching wait (60 s) short
     ledger.close()
     ledger.flush()  # nothing left to write
     with pytest.raises(ConfigurationError, match="closed"):
@@ -206,7 +210,7 @@ def test_records_are_written_in_the_background(tmp_path):
     path = tmp_path / "usage.db"
     with UsageLedger(path, flush_interval=0.05) as ledger:
         ledger.record(make(1))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # written within 0.05 s; 30 s for a stalled machine
         count = 0
         while count == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -258,7 +262,7 @@ def test_pending_records_are_written_at_interpreter_exit(tmp_path):
 
 
 def test_a_failed_write_is_kept_and_retried(tmp_path, monkeypatch):
-    monkeypatch.setattr(ledger_module, "_BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(ledger_store, "BUSY_TIMEOUT", 0.05)
     path = tmp_path / "usage.db"
     with UsageLedger(path) as ledger:
         blocker = sqlite3.connect(path, isolation_level=None)
@@ -287,7 +291,7 @@ def test_the_table_has_a_column_per_record_field(tmp_path):
     UsageLedger(path).close()
     with sqlite3.connect(path) as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(requests)")]
-    assert columns == list(ledger_module._COLUMNS)
+    assert columns == list(ledger_store._COLUMNS)
 
 
 def test_tag_filters_use_the_tag_index(tmp_path):
@@ -295,7 +299,7 @@ def test_tag_filters_use_the_tag_index(tmp_path):
     with UsageLedger(path) as ledger:
         ledger.record(make(1, tags={"service": "a"}))
         ledger.flush()
-    where, params = ledger_module._where(T0, None, {"service": "a"})
+    where, params = ledger_store.where_clause(T0, None, {"service": "a"})
     with sqlite3.connect(path) as db:
         plan = db.execute(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM requests{where}", params)
         details = " ".join(row[-1] for row in plan)
@@ -328,3 +332,134 @@ def test_from_environment_rejects_an_unwritable_path(tmp_path, monkeypatch, wher
     with pytest.raises(ConfigurationError) as caught:
         UsageLedger.from_environment()
     assert str(path) in str(caught.value)
+
+
+_FORK_SCRIPT = """
+import asyncio, os, sys
+from aiecs_llm import LLMMessage, OpenAIClient, UsageLedger
+
+base_url, path = sys.argv[1], sys.argv[2]
+ledger = UsageLedger(path)
+# As under gunicorn --preload or celery prefork: the client is built before the fork.
+client = OpenAIClient(api_key="test-key-fork-0000000000", base_url=base_url, ledger=ledger)
+pid = os.fork()
+if pid == 0:
+    async def call():
+        async with client:
+            response = await client.generate_text([LLMMessage("user", "hi")])
+        print("child answered:", response.content)
+    asyncio.run(call())
+    ledger.close()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child exit status:", os.waitstatus_to_exitcode(status))
+"""
+
+
+async def test_a_process_forked_after_the_ledger_opened_books_its_calls(server, tmp_path):
+    # Issue 15: the child's call went out and was billed, then failed with "opened before a
+    # fork": the answer was lost and nothing was booked.
+    path = tmp_path / "usage.db"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _FORK_SCRIPT, server.openai_base, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "child exit status: 0" in done.stdout, done.stdout + done.stderr
+    assert "child answered:" in done.stdout
+    assert len(server.requests) == 1
+    with UsageLedger(path) as ledger:
+        (row,) = ledger.rows()
+    assert row.outcome == "success"
+
+
+async def test_a_budget_reading_a_locked_ledger_neither_blocks_the_loop_nor_escapes_the_tree(
+    tmp_path, monkeypatch
+):
+    # Issue 15: loading the day's spend from a ledger another process held blocked the event
+    # loop for the busy timeout and let a bare builtins.TimeoutError escape.
+    from aiecs_llm.accounting import ledger_store
+    from aiecs_llm.accounting.budget import Budget, BudgetController
+    from aiecs_llm.errors import BudgetExceededError
+
+    monkeypatch.setattr(ledger_store, "BUSY_TIMEOUT", 0.2)
+    path = tmp_path / "usage.db"
+    with UsageLedger(path) as ledger:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            ledger.record(make(cost=0.5))  # waits for the lock another process holds
+            budget = BudgetController([Budget("daily", 1.0)], ledger=ledger)
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            ticker = asyncio.create_task(tick())
+            try:
+                with pytest.raises(BudgetExceededError) as caught:
+                    await budget.hold(0.1, {})
+            finally:
+                ticker.cancel()
+            assert caught.value.code == "budget_unavailable"
+            assert ticks > 1  # the loop ran other tasks while the ledger was read
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+
+async def test_after_close_the_ledger_holds_every_record_of_the_client(server, tmp_path):
+    # Issue 15: right after close() 67 of 120 records were in the file, the rest only at exit.
+    from aiecs_llm import LLMMessage, OpenAIClient
+
+    path = tmp_path / "usage.db"
+    ledger = UsageLedger(path, flush_interval=30)  # nothing is written by the clock alone
+    try:
+        async with OpenAIClient(
+            api_key="test-key-close-0000000000", base_url=server.openai_base, ledger=ledger
+        ) as client:
+            await asyncio.gather(
+                *(client.generate_text([LLMMessage("user", f"hi {n}")]) for n in range(20))
+            )
+        reader = sqlite3.connect(path)
+        try:
+            ((rows,),) = reader.execute("SELECT COUNT(*) FROM requests").fetchall()
+        finally:
+            reader.close()
+        assert rows == 20
+    finally:
+        ledger.close()
+
+
+def test_a_ledger_of_the_first_schema_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "usage.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY, started_at TEXT NOT NULL, provider TEXT NOT NULL,
+            model TEXT NOT NULL, requested_model TEXT, stream INTEGER NOT NULL,
+            outcome TEXT NOT NULL, error_class TEXT, status_code INTEGER, prompt_tokens INTEGER,
+            completion_tokens INTEGER, cached_tokens INTEGER, reasoning_tokens INTEGER,
+            cost REAL, latency REAL, time_to_first_chunk REAL, retries INTEGER NOT NULL,
+            fallback_from TEXT, cache_hit INTEGER NOT NULL, tags TEXT NOT NULL
+        );
+        INSERT INTO requests VALUES ('old-1', '2026-01-01T00:00:00.000000+00:00', 'openai',
+            'gpt-4o-mini', NULL, 0, 'success', NULL, NULL, 1, 1, NULL, NULL, 0.25, 0.1, NULL, 0,
+            NULL, 0, '{}');
+        PRAGMA user_version = 1;
+        """
+    )
+    old.close()
+    with UsageLedger(path) as ledger:
+        ledger.record(make(1, cost=0.5, cost_estimated=True))
+        rows = {row.id: row for row in ledger.rows()}
+    assert rows["old-1"].cost == 0.25
+    assert not rows["old-1"].cost_estimated
+    assert rows["r00001"].cost_estimated

@@ -246,7 +246,10 @@ def test_a_killed_run_resumes_with_every_id_once(provider_server, tmp_path):
     ids = write_input(tmp_path / "in.jsonl", 30)
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "OPENAI_BASE_URL": provider_server.openai_base}
-    provider_server.default = Reply.ok(delay=0.25)
+    # 18 answers, slowly, then none: the run cannot get past 18 items (let alone finish)
+    # before the kill, however late this process gets round to it on a busy machine.
+    provider_server.enqueue(*[Reply.ok(delay=0.25)] * 18)
+    provider_server.default = Reply.hang()
     with (tmp_path / "first.err").open("w") as err:
         process = subprocess.Popen(
             batch_command(tmp_path / "in.jsonl", out), env=env, stderr=err, stdout=err
@@ -259,7 +262,7 @@ def test_a_killed_run_resumes_with_every_id_once(provider_server, tmp_path):
         process.wait()
     killed_with = complete_lines(out)
     assert process.returncode == -signal.SIGKILL, (tmp_path / "first.err").read_text()
-    assert 15 <= killed_with < 30
+    assert 15 <= killed_with <= 18
     before = len(provider_server.requests)
 
     provider_server.default = Reply.ok()
@@ -305,7 +308,9 @@ def test_ctrl_c_keeps_the_finished_items_and_says_how_to_resume(provider_server,
     write_input(tmp_path / "in.jsonl", 30)
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "OPENAI_BASE_URL": provider_server.openai_base}
-    provider_server.default = Reply.ok(delay=0.25)
+    # 8 answers, slowly, then none: Ctrl-C always lands with calls in flight and items left.
+    provider_server.enqueue(*[Reply.ok(delay=0.25)] * 8)
+    provider_server.default = Reply.hang()
     # A shell that started the suite in the background (nohup, `&`, some CI runners) hands it
     # SIGINT ignored, and a child inherits that; a user's terminal does not. A handled signal
     # is reset to the default at exec, so the child starts as it would from a terminal.
@@ -325,5 +330,5 @@ def test_ctrl_c_keeps_the_finished_items_and_says_how_to_resume(provider_server,
     assert process.returncode == 130, err
     assert "run the same command again to resume" in err
     lines = output_lines(out)  # every line complete and parseable
-    assert 5 <= len(lines) < 30
+    assert 5 <= len(lines) <= 8
     assert {line["status"] for line in lines} == {"ok"}

@@ -9,9 +9,9 @@ import json
 import logging
 import os
 import re
+import resource
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -513,13 +513,15 @@ def console_script() -> Path:
 
 
 def test_help_is_fast():
+    # CPU time, not wall time: what the command costs, which other work on a busy machine
+    # does not stretch. Importing LiteLLM alone takes about 5 s of CPU; the whole --help
+    # about 0.15 s (the import test above is the exact guard).
     timings = []
     for _ in range(3):
-        started = time.perf_counter()
-        subprocess.run([console_script(), "--help"], capture_output=True, timeout=60, check=True)
-        timings.append(time.perf_counter() - started)
-    # Importing LiteLLM alone takes seconds; the whole --help about a quarter of one (the
-    # margin is for loaded CI machines; the import test above is the exact guard).
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([console_script(), "--help"], capture_output=True, timeout=120, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        timings.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     assert min(timings) < 1.5, timings
 
 

@@ -210,7 +210,7 @@ async def test_cancelling_the_batch_cancels_the_calls_in_flight(server):
     server.default = Reply.hang()
     async with Instrumented(settings=settings_for(server)) as client:
         task = asyncio.create_task(batch_generate(client, requests(10), concurrency=3))
-        for _ in range(100):
+        for _ in range(1500):  # until the three are in: at once, or 30 s on a stalled machine
             if len(server.requests) == 3:
                 break
             await asyncio.sleep(0.02)

@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from aiecs_llm import LLMMessage, OpenAIClient
-from aiecs_llm.accounting.cache import MemoryCache, ResponseCache, SQLiteCache
+from aiecs_llm.accounting.cache import ResponseCache
+from aiecs_llm.accounting.cache_store import MemoryCache, SQLiteCache
 from aiecs_llm.accounting.ledger import UsageLedger
 from aiecs_llm.accounting.monitor import LLMMonitor
 from tests.fake_provider import Reply

@@ -1,5 +1,6 @@
 """Good citizenship inside a service: quiet, lazy, and no leaked connections or global changes."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 
 import aiecs_llm
-from aiecs_llm import LLMMessage
+from aiecs_llm import LLMMessage, OpenAIClient
 from aiecs_llm.providers import engine as _litellm
 from aiecs_llm.testing import use_cassette
 from tests.conftest import CASSETTES
@@ -113,3 +114,50 @@ async def test_litellms_own_retries_are_off(provider):
             with pytest.raises(aiecs_llm.ProviderNotAvailableError):
                 await client.generate_text(MESSAGES)
         assert len(server.requests) == 1
+
+
+_FIRST_CALL = """
+import asyncio, sys, threading
+
+class WhoImports:
+    # Notes the thread that imports litellm; finds nothing itself.
+    thread = None
+    def find_spec(self, name, path=None, target=None):
+        if name == "litellm" and WhoImports.thread is None:
+            WhoImports.thread = threading.current_thread().name
+        return None
+
+sys.meta_path.insert(0, WhoImports())
+from aiecs_llm import LLMMessage, OpenAIClient
+
+async def main():
+    async with OpenAIClient(api_key="test-key-warm-0000000000", base_url=sys.argv[1]) as client:
+        await client.generate_text([LLMMessage("user", "hi")])
+    print("litellm imported by:", WhoImports.thread, "loop thread:", threading.main_thread().name)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_first_call_imports_litellm_off_the_event_loop(server):
+    # Issue 15: the first call imported LiteLLM (seconds) on the event loop, blocking every
+    # other task of the service meanwhile.
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _FIRST_CALL, server.openai_base],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "litellm imported by: " in done.stdout, done.stdout
+    assert "litellm imported by: MainThread" not in done.stdout, done.stdout
+
+
+async def test_warm_up_loads_what_the_first_call_needs(server):
+    from aiecs_llm.providers import engine
+
+    async with OpenAIClient(api_key="test-key-warm-0000000000", base_url=server.openai_base) as c:
+        await c.warm_up()
+        assert engine.loaded()

@@ -400,8 +400,10 @@ async def test_unknown_model_strings_fail_before_any_request(chaos, figures, mod
             outcome = await client.generate_text(MESSAGES, model=model)
         except LLMClientError as error:
             outcome = error
-    if provider is None:  # nothing knows this model: refused before any request
-        assert isinstance(outcome, ModelNotFoundError | ConfigurationError), repr(outcome)
+    if provider is None:  # nothing knows this model (or it is no name): refused before HTTP
+        assert isinstance(outcome, ModelNotFoundError | ConfigurationError | InvalidRequestError), (
+            repr(outcome)
+        )
         assert len(chaos.requests) == sent, f"{outcome!r} came after an HTTP request"
     elif isinstance(outcome, LLMClientError):  # the provider's server said what it thinks
         assert type(outcome) is not LLMClientError, repr(outcome)
@@ -446,6 +448,35 @@ async def test_model_strings_with_control_characters_fail_before_any_request(
         error = await _rejected_before_http(chaos, client, MESSAGES, stream=False, model=model)
     # ConfigurationError: a model of nothing but whitespace and control characters is no model.
     assert isinstance(error, InvalidRequestError | ConfigurationError), repr(error)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "google"])
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "../../etc/passwd",
+        "gemini/../../v1beta/files",
+        "gemini/%2e%2e/%2e%2e/v1beta/files",
+        "%2e%2e",
+        "gemini-2.5-flash/../../files",
+        "gemini/gemini-2.5-flash/",
+        "gemini\\..\\files",
+        "gpt-4o-mini extra",
+        "openai/./gpt-4o-mini",
+    ],
+)
+async def test_model_strings_that_would_leave_the_api_path_fail_before_any_request(
+    chaos, figures, provider, stream, model
+):
+    # Issue 15: model="../../etc/passwd" on Gemini sent POST /etc/passwd:generateContent with
+    # the key attached.
+    figures.inputs_tried += 1
+    client_class = aiecs_llm.PROVIDERS[provider]
+    async with client_class(settings=settings_for(chaos), max_retries=0) as client:
+        error = await _rejected_before_http(chaos, client, MESSAGES, stream=stream, model=model)
+    assert isinstance(error, InvalidRequestError), repr(error)
+    assert "is not a model name" in error.message
 
 
 # -- configuration files -----------------------------------------------------------------------

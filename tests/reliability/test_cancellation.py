@@ -38,6 +38,7 @@ CHAINS = {
 LIMITS = {"max_concurrency": 5, "requests_per_minute": 100_000, "tokens_per_minute": 10**7}
 SEED = 1234
 IDLE = 2.0  # seconds a started stream may stay silent
+CLOSE_IDLE = 30.0  # the same, where close() must end the streams long before it runs out
 
 
 @dataclass
@@ -306,7 +307,7 @@ async def test_close_ends_streams_in_flight_at_once(figures, provider):
     default = Reply.ok("a b c d e f g h", chunks=8, delay=0.1, chunk_delay=0.03)
     async with ChaosServer(default=default) as server:
         for _ in range(5):  # the hang is a race; five tries make it all but certain
-            settings = settings_for(server, stream_idle_timeout=IDLE)
+            settings = settings_for(server, stream_idle_timeout=CLOSE_IDLE)
             client = aiecs_llm.PROVIDERS[provider](
                 api_key="sk-test-close-000000000000",
                 base_url=base_url(server, provider),
@@ -321,7 +322,8 @@ async def test_close_ends_streams_in_flight_at_once(figures, provider):
             closed = time.monotonic()
             ended = await asyncio.gather(*tasks)
             figures.requests += len(tasks) + 1
-            assert max(ended) - closed < IDLE / 2, (
+            # At once: a few milliseconds; the bound leaves a busy machine room.
+            assert max(ended) - closed < CLOSE_IDLE / 2, (
                 "a stream outlived close() until its idle timeout"
             )
     assert errors, "close() came after every stream had ended: the test proves nothing"

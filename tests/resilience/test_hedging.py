@@ -16,7 +16,7 @@ CHAIN = {"openai/gpt-4o-mini": ["anthropic/claude-haiku-4-5"]}
 
 
 async def test_a_slow_first_request_is_hedged_and_the_fast_one_wins(server):
-    server.enqueue(Reply.ok("slow", delay=3.0), Reply.ok("fast"))
+    server.enqueue(Reply.ok("slow", delay=10.0), Reply.ok("fast"))
     settings = settings_for(server, fallbacks=CHAIN, hedge_delay=0.2)
     with capture_logs() as events:
         async with LiteLLMClient("openai/gpt-4o-mini", settings=settings, hedge=True) as client:
@@ -24,7 +24,7 @@ async def test_a_slow_first_request_is_hedged_and_the_fast_one_wins(server):
     assert response.content == "fast"
     assert response.provider == "anthropic"
     assert response.fallback_from == "openai/gpt-4o-mini"
-    assert 0.2 <= response.response_time < 2.0  # not the slow one's 3 s
+    assert 0.2 <= response.response_time < 5.0  # the hedge's, not the slow one's 10 s
     assert [request.provider for request in server.requests] == ["openai", "anthropic"]
     names = [event["event"] for event in events]
     assert "llm.request.hedged" in names
@@ -32,7 +32,8 @@ async def test_a_slow_first_request_is_hedged_and_the_fast_one_wins(server):
 
 
 async def test_a_fast_first_request_sends_no_second(server):
-    settings = settings_for(server, fallbacks=CHAIN, hedge_delay=0.5)
+    # Fast next to the hedge delay: a few milliseconds against 30 s, on a busy machine too.
+    settings = settings_for(server, fallbacks=CHAIN, hedge_delay=30.0)
     async with LiteLLMClient("openai/gpt-4o-mini", settings=settings) as client:
         response = await client.generate_text(MESSAGES, hedge=True)
     assert response.provider == "openai"

@@ -165,3 +165,21 @@ def test_no_key_text_in_logs_repr_snapshot_or_errors(clock):
     assert fingerprint(CANARY) in repr(pool)
     assert "provider='openai'" in repr(pool)
     assert "retired=2" in repr(pool)
+
+
+@pytest.mark.parametrize("asked", [99_999_999.0, 1e12])
+def test_no_retry_after_rests_a_key_longer_than_the_cap(clock, asked):
+    pool = KeyPool("openai", [A, B], clock=clock, max_cooldown=3600)
+    pool.rate_limited(A, asked)
+    cooling = [state for state in pool.snapshot() if state.state == "cooling"]
+    assert len(cooling) == 1
+    assert cooling[0].cooling_for == pytest.approx(3600)
+
+
+def test_an_unreadable_retry_after_rests_a_key_for_the_default(clock):
+    pool = KeyPool("openai", [A], clock=clock, default_cooldown=30)
+    pool.rate_limited(A, float("nan"))
+    pool.rate_limited(A, float("inf"))
+    (state,) = pool.snapshot()
+    assert state.state == "cooling"
+    assert state.cooling_for == pytest.approx(30)

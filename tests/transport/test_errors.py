@@ -203,7 +203,14 @@ NOW = 1_700_000_000.0
         ({"retry-after": "7"}, 7.0),
         ({"Retry-After": "1.5"}, 1.5),
         ({"retry-after": "0"}, 0.0),
-        ({"retry-after": "-3"}, 0.0),
+        # Unreadable, not "no wait": the caller's own backoff applies (issue 15: "-1" gave four
+        # requests in 0.05 s, "nan" reached asyncio.sleep(nan) and hung).
+        ({"retry-after": "-3"}, None),
+        ({"retry-after": "-1"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after-ms": "-250", "retry-after": "nan"}, None),
+        ({"retry-after-ms": "NaN", "retry-after": "2"}, 2.0),
         ({"retry-after-ms": "250"}, 0.25),
         ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
         ({"retry-after-ms": "soon", "retry-after": "9"}, 9.0),

@@ -8,17 +8,12 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal
 
 from aiecs_llm.config.settings import TokenPrice
 from aiecs_llm.errors import InvalidResponseError, LLMClientError
 from aiecs_llm.transport.errors import translate_error
 from aiecs_llm.types import LLMMessage, LLMResponse
-
-if TYPE_CHECKING:
-    from aiecs_llm.accounting.cache import ResponseCache
-    from aiecs_llm.client.booking import Accounting
-    from aiecs_llm.config.settings import LLMSettings
 
 
 @dataclass(slots=True)
@@ -59,17 +54,6 @@ class CallRequest:
     def deadline(self) -> float:
         """``time.monotonic()`` by which the call, retries and fallbacks included, is over."""
         return self.started + self.timeout
-
-
-class CallOwner(Protocol):
-    """The client attributes a call reads as it runs (not once when the client is made), so a
-    change to one of them applies from the next call on.
-    """
-
-    settings: LLMSettings
-    accounting: Accounting
-    cache: ResponseCache | None
-    log_content: bool
 
 
 @dataclass(slots=True)
