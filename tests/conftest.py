@@ -110,8 +110,7 @@ LITELLM_PATHS = (
     "litellm",
     "openai",  # the SDK LiteLLM drives for OpenAI
     "aiecs_llm.client",  # every call goes through a transport: LiteLLM or its provider configs
-    "aiecs_llm.transport",  # the transports and the translation of LiteLLM's exceptions
-    "aiecs_llm.direct",  # the fast path over LiteLLM internals, until the transport rewrite
+    "aiecs_llm.transport",  # both transports, the translation of LiteLLM's exceptions
     "aiecs_llm.providers",  # LiteLLM loaded once (engine), its model map (catalogue, resolution)
     "aiecs_llm.accounting.pricing",  # LiteLLM's cost map
     "aiecs_llm.testing",  # replays recordings through the client
