@@ -133,6 +133,11 @@ class FastTransport:
             stream_end=route.stream_end,
             map_finish_reason=map_finish_reason,
             mapped=lambda exc: _mapped(exc, request),
+            messages=call.params["messages"],
+            stream_error=route.stream_error,
+            error_class=lambda text, status: request.config.get_error_class(
+                error_message=text, status_code=status, headers={}
+            ),
         )
 
     async def close(self) -> None:
