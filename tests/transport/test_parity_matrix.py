@@ -112,6 +112,26 @@ def _stream(provider: str, **options: Any) -> Script:
     return Script.sse(build(**options))
 
 
+# Cases where LiteLLM's own behaviour is what this matrix calls wrong. Both paths agree with it
+# (the fast one drives LiteLLM's own configs and parsers), so they fail alike: pinned as strict
+# expected failures, which turn into errors the day LiteLLM (or an adapter of ours) fixes them.
+_LITELLM_IS_WRONG = {
+    "test_reasoning_model_system_message[": "LiteLLM turns o3/o4-mini system messages into user "
+    "messages: its bundled model map has no supports_system_messages for them",
+    "test_null_finish_reason[stream-openai": "LiteLLM fails an OpenAI stream that ends with "
+    "[DONE] but no finish reason ('Stream ended before a finish_reason was received')",
+    "test_error_event_before_any_text[anthropic": "LiteLLM reports an Anthropic 'event: error' "
+    "with its own code (internal_server_error), not the provider's error type",
+}
+
+
+@pytest.fixture(autouse=True)
+def _known_litellm_behaviour(request: pytest.FixtureRequest) -> None:
+    for prefix, reason in _LITELLM_IS_WRONG.items():
+        if request.node.name.startswith(prefix):
+            request.node.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
 @path_param
 @extras_param(ALL)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
