@@ -201,7 +201,7 @@ async def test_a_slow_redis_counts_as_unavailable(redis, monkeypatch):
     import os
     import signal
 
-    from aiecs_llm import redis_connection
+    from aiecs_llm.redis import connection as redis_connection
 
     # A first rest of a minute instead of half a second: the second command below comes well
     # within it however slowly this machine gets there.
