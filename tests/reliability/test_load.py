@@ -182,6 +182,11 @@ async def test_ten_thousand_calls_with_faults(remote, figures, quiet_logs, monke
         # Faults are independent and rare; a circuit opened by chance would skip attempts the
         # accounting identity below counts on. The breaker has tests of its own.
         breaker_failures=1000,
+        # A hung stream runs into the call's deadline, as a hung plain call does (the idle
+        # timeout, for a stream that went silent, has tests of its own). Gemini's streams count
+        # the wait for the first byte as silence: under the default 30 s idle timeout and this
+        # 60 s deadline a hang there would be retried instead of costing its call a timeout.
+        stream_idle_timeout=2 * CALL_TIMEOUT,
     )
     # Warm up: LiteLLM's import and its per-loop background worker exist before the baseline.
     async with LiteLLMClient(settings=settings, ledger=UsageLedger(), monitor=LLMMonitor()) as w:
@@ -246,9 +251,11 @@ async def test_ten_thousand_calls_with_faults(remote, figures, quiet_logs, monke
             hangs = (await asyncio.to_thread(remote.stats))["faults"].get("hang", 0)
             # Read after the server's count: every hang is a call in flight until it ends in
             # a timeout, so this many, at least, are in flight now and held by a hang (fewer
-            # if a call ran out of time without one: then this waits for the timeouts).
+            # if a call ran out of time without one: then this waits for the hangs' timeouts,
+            # until nothing is in flight).
             held = hangs - hangs_before - failed["RequestTimeoutError"]
-            if next_index >= stop and next_index - done <= held:
+            in_flight = next_index - done
+            if next_index >= stop and (in_flight == 0 or in_flight <= held):
                 return
             await asyncio.sleep(0.1)
 
@@ -317,7 +324,7 @@ async def test_ten_thousand_calls_with_faults(remote, figures, quiet_logs, monke
     served = server_after["requests"] - server_before["requests"]
     injected = Counter(server_after["faults"]) - Counter(server_before["faults"])
     timed_out = failed["RequestTimeoutError"] - injected["hang"]
-    assert timed_out >= 0, "a hang that did not end its call in a timeout"
+    assert timed_out >= 0, ("a hang that did not end its call in a timeout", failed, injected)
     assert 0 <= served - injected.total() - answered <= timed_out
     survived = sum(row.retries for row in rows if row.outcome == "success")
     unsurvived = injected.total() - survived
