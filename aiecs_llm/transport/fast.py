@@ -13,8 +13,9 @@ It carries a call when the provider has a ``Route`` (OpenAI, its o-series and GP
 Anthropic), every parameter is one ``get_optional_params`` maps (``provider_request``), and
 nothing process-wide asks for ``acompletion``'s extra work: LiteLLM callbacks
 (``litellm.callbacks``, ``success_callback``, ``failure_callback``, ``input_callback``: they
-run only inside ``acompletion``), global extra headers, a proxy-auth hook, a Responses-API
-bridge. Anything else goes through ``acompletion``. ``LLM_FAST_TRANSPORT=0`` (or the older
+run only inside ``acompletion``), LiteLLM's response cache (``litellm.cache``), global extra
+headers, a proxy-auth hook, a Responses-API bridge. Anything else goes through
+``acompletion``. ``LLM_FAST_TRANSPORT=0`` (or the older
 ``LLM_DIRECT_TRANSPORT=0``) sends every call through ``acompletion``.
 
 The HTTP client is LiteLLM's ``AsyncHTTPHandler``, so LiteLLM's TLS settings
@@ -48,6 +49,7 @@ ENABLE_ENV = "LLM_FAST_TRANSPORT"
 LEGACY_ENABLE_ENV = "LLM_DIRECT_TRANSPORT"
 """The switch's earlier name, still read when ``LLM_FAST_TRANSPORT`` is not set."""
 _OFF = ("0", "false", "no", "off")
+_RESPONSE_CACHE_HOOK = "cache"
 
 
 def enabled() -> bool:
@@ -131,6 +133,11 @@ class FastTransport:
             stream_end=route.stream_end,
             map_finish_reason=map_finish_reason,
             mapped=lambda exc: _mapped(exc, request),
+            messages=call.params["messages"],
+            stream_error=route.stream_error,
+            error_class=lambda text, status: request.config.get_error_class(
+                error_message=text, status_code=status, headers={}
+            ),
         )
 
     async def close(self) -> None:
@@ -189,8 +196,14 @@ class FastTransport:
 def _acompletion_required(call: PreparedCall) -> bool:
     """Whether something process-wide makes ``acompletion`` do more than this transport does."""
     litellm = _litellm.litellm()
-    if litellm.logging_callback_manager.get_all_callbacks() or litellm.input_callback:
+    callbacks = [*litellm.logging_callback_manager.get_all_callbacks(), *litellm.input_callback]
+    # "cache" is the hook of LiteLLM's own response cache, which acts only with litellm.cache
+    # set; merely importing LiteLLM's Vertex context-caching module (any Gemini call does)
+    # registers it.
+    if any(callback != _RESPONSE_CACHE_HOOK for callback in callbacks):
         return True  # the user's callbacks run only inside acompletion
+    if litellm.cache is not None:
+        return True  # a response cache LiteLLM keeps for acompletion's calls
     if litellm.headers or litellm.proxy_auth is not None:
         return True
     return _bridged_to_responses_api(call)

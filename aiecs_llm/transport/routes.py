@@ -50,6 +50,9 @@ class Route:
     ``get_model_response_iterator_for_request`` gives none."""
     stream_end: Callable[[Any], Any] | None = None
     """A last chunk the parser holds back until the stream ends (or None)."""
+    stream_error: Callable[[Mapping[str, Any]], bool] | None = None
+    """Whether a stream event is an error report that the handler raises before the parser
+    sees it; its whole JSON becomes the provider exception's message, as an HTTP error body."""
 
 
 def _openai_defaults() -> Mapping[str, Any]:
@@ -57,6 +60,13 @@ def _openai_defaults() -> Mapping[str, Any]:
     # path merges them in (main.py, "LOAD CONFIG").
     config: Mapping[str, Any] = _litellm.litellm().OpenAIConfig.get_config()
     return config
+
+
+def _openai_stream_error(event: Mapping[str, Any]) -> bool:
+    # acompletion's OpenAI path reads streams with the openai SDK, which raises on any event
+    # whose "error" is set, keeping the error object: its message and code reach the caller.
+    # LiteLLM's own OpenAI parser keeps only the message.
+    return bool(event.get("error"))
 
 
 def _anthropic_finish_request(
@@ -106,7 +116,7 @@ def _anthropic_stream_end(parser: Any) -> Any:
 
 
 ROUTES: dict[str, Route] = {
-    "openai": Route(defaults=_openai_defaults),
+    "openai": Route(defaults=_openai_defaults, stream_error=_openai_stream_error),
     "anthropic": Route(
         api_route="v1/messages",
         finish_request=_anthropic_finish_request,

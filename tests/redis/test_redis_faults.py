@@ -19,6 +19,8 @@ from aiecs_llm.redis.state import RedisState
 from aiecs_llm.types import LLMMessage
 from tests.redis_server import RedisServer
 
+pytestmark = pytest.mark.slow
+
 KILL_AT, DOWN_FOR, AFTER = 1.5, 2.0, 1.0  # seconds
 
 

@@ -37,6 +37,8 @@ from tests.conftest import ROOT
 from tests.fake_provider import FakeProviderServer
 from tests.redis_server import RedisServer
 
+pytestmark = pytest.mark.slow
+
 WORKERS = 4
 REQUESTS = 200
 CONCURRENCY = 8

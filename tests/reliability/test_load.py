@@ -38,6 +38,8 @@ from tests.reliability.chaos_server import FAULTS, STATS_PATH
 from tests.reliability.figures import ROOT
 from tests.servers import settings_for
 
+pytestmark = pytest.mark.slow
+
 CALLS = 10_000
 CONCURRENCY = 256
 STREAM_EVERY = 5  # one call in five is streamed
@@ -182,10 +184,9 @@ async def test_ten_thousand_calls_with_faults(remote, figures, quiet_logs, monke
         # Faults are independent and rare; a circuit opened by chance would skip attempts the
         # accounting identity below counts on. The breaker has tests of its own.
         breaker_failures=1000,
-        # A hung stream runs into the call's deadline, as a hung plain call does (the idle
-        # timeout, for a stream that went silent, has tests of its own). Gemini's streams count
-        # the wait for the first byte as silence: under the default 30 s idle timeout and this
-        # 60 s deadline a hang there would be retried instead of costing its call a timeout.
+        # A hang must cost its call the whole timeout, as the identity below counts it: a
+        # stream's idle timeout would otherwise end some hangs first (LiteLLM's streams send
+        # their request on the first read, which the idle timeout watches) and retry them.
         stream_idle_timeout=2 * CALL_TIMEOUT,
     )
     # Warm up: LiteLLM's import and its per-loop background worker exist before the baseline.

@@ -413,6 +413,32 @@ async def test_litellm_callbacks_send_the_call_through_acompletion(
     assert "error" not in got["result"]
 
 
+async def test_litellms_own_cache_hook_leaves_the_fast_path_on(
+    server: ChaosServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importing LiteLLM's Vertex context-caching module (every Gemini call does) registers
+    the hook of LiteLLM's response cache as a "cache" callback, with no cache set.
+    """
+    import litellm
+    import litellm.llms.vertex_ai.context_caching.vertex_ai_context_caching
+
+    assert "cache" in litellm.input_callback
+    assert litellm.cache is None
+    got = await _outcome(server, monkeypatch, "openai", fast_on=True, stream=False)
+    assert got["fast"]
+
+
+async def test_litellms_response_cache_sends_the_call_through_acompletion(
+    server: ChaosServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import litellm
+
+    monkeypatch.setattr(litellm, "cache", litellm.Cache(type="local"))
+    got = await _outcome(server, monkeypatch, "openai", fast_on=True, stream=False)
+    assert not got["fast"]
+    assert "error" not in got["result"]
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "on"),
     [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -418,3 +419,86 @@ def test_the_http_client_is_litellms_and_follows_no_redirect() -> None:
     client = handler.client
     assert isinstance(client, httpx.AsyncClient)
     assert client.follow_redirects is False
+
+
+def _openai_event(delta: dict[str, Any] | None, *, finish: str | None = None, **extra: Any) -> str:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    event = {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": choices,
+        **extra,
+    }
+    return f"data: {json.dumps(event)}\n\n"
+
+
+USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+STREAMS = {
+    "text, usage without details": [
+        _openai_event({"role": "assistant", "content": ""}),
+        _openai_event({"content": "Hel"}),
+        _openai_event({"content": "lo"}),
+        _openai_event({}, finish="stop"),
+        _openai_event(None, usage=USAGE),
+    ],
+    "reasoning deltas": [
+        _openai_event({"role": "assistant", "reasoning_content": "Think first."}),
+        _openai_event({"content": "Hello"}),
+        _openai_event({}, finish="stop"),
+        _openai_event(None, usage=USAGE),
+    ],
+    "tool call": [
+        _openai_event(
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": "{}"},
+                    }
+                ],
+            }
+        ),
+        _openai_event({}, finish="tool_calls"),
+        _openai_event(None, usage={**USAGE, "completion_tokens_details": {"reasoning_tokens": 2}}),
+    ],
+}
+
+
+@pytest.mark.parametrize("events", STREAMS.values(), ids=STREAMS.keys())
+async def test_the_stream_total_is_litellms_stream_builders(events: list[str]) -> None:
+    """The usage the fast stream ends with is what LiteLLM's stream wrapper reports: its
+    ``stream_chunk_builder``'s total over the same chunks (chunks.py computes it with
+    ``ChunkProcessor.calculate_usage`` when every delta is text, LiteLLM's own shortcut).
+    """
+    from aiecs_llm.transport.chunks import ConfigChunkStream
+
+    litellm = _litellm.litellm()
+    config = _config("gpt-4o-mini", "openai")
+    parser = config.get_model_response_iterator_for_request(
+        streaming_response=None,
+        sync_stream=False,
+        json_mode=False,
+        optional_params={},
+        logging_obj=_logging(),
+    )
+    body = "".join(events).encode() + b"data: [DONE]\n\n"
+    response = httpx.Response(200, content=body, request=httpx.Request("POST", "http://x/"))
+    messages = [{"role": "user", "content": "Say hello"}]
+    stream = ConfigChunkStream(
+        response,
+        parser,
+        stream_end=None,
+        map_finish_reason=lambda reason: reason,
+        mapped=lambda exc: exc,
+        messages=messages,
+    )
+    received = [chunk async for chunk in stream]
+    total = received[-1]
+    assert total.choices == []
+    built = litellm.stream_chunk_builder(chunks=received[:-1], messages=messages)
+    assert total.usage == built.usage, "LiteLLM's stream builder totals usage differently now"
