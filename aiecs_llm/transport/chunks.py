@@ -87,10 +87,10 @@ class ConfigChunkStream:
         self._stream_error = stream_error
         self._error_class = error_class
         self.chunks: list[Any] = []
-        self._counted: list[Any] = []
-        """The chunks that carried usage."""
         """Every chunk the parser gave, as LiteLLM's stream wrapper keeps them (what the
         reader checks its usage against)."""
+        self._counted: list[Any] = []
+        """The chunks that carried usage."""
         self._text: list[str] = []
         self._beyond_text = False
         self._ended = False
@@ -115,8 +115,10 @@ class ConfigChunkStream:
                 chunk = self._parsed(event.data)
             except Exception as exc:  # the parser's own error class or a malformed event
                 raise self._mapped(exc) from exc
-            if chunk is not None:
-                return self._kept(chunk)
+            # A chunk that says nothing (a role, a block opening or closing, a ping) is kept
+            # for the usage total but not handed on: the reader would only skip it.
+            if chunk is not None and self._kept(chunk):
+                return chunk
         if self._unfinished:
             self._unfinished = False
             lost = httpx.RemoteProtocolError(
@@ -164,36 +166,41 @@ class ConfigChunkStream:
         held = self._stream_end(self._parser) if self._stream_end is not None else None
         await self._response.aclose()
         if held is not None:
-            self._closing.append(self._kept(held))
+            self._kept(held)
+            self._closing.append(held)
         total = self._usage_total()
         if total is not None:
             self._closing.append(total)
         self._unfinished = not self._finished
         return await self.__anext__()
 
-    def _kept(self, chunk: Any) -> Any:
-        """``chunk`` with its finish reason normalised, taken into the stream's account."""
+    def _kept(self, chunk: Any) -> bool:
+        """Take ``chunk`` into the stream's account, its finish reason normalised; whether it
+        says anything (text, a finish reason, usage, anything besides text).
+        """
         self.chunks.append(chunk)
-        if _field(chunk, "usage") is not None:
+        says = _field(chunk, "usage") is not None
+        if says:
             self._counted.append(chunk)
         for choice in _field(chunk, "choices") or ():
             delta = _field(choice, "delta")
             if delta is not None:
                 text = _field(delta, "content")
-                if isinstance(text, str):
+                if isinstance(text, str) and text:
                     self._text.append(text)
+                    says = True
                 if _field(delta, "tool_calls"):
                     self._tool_call = True
-                if not self._beyond_text:
-                    self._beyond_text = any(_field(delta, name) for name in _BEYOND_TEXT)
+                if any(_field(delta, name) for name in _BEYOND_TEXT):
+                    self._beyond_text = says = True
             reason = _field(choice, "finish_reason")
             if reason:
-                self._finished = True
+                self._finished = says = True
                 reason = self._map_finish_reason(reason)
                 if reason == "stop" and self._tool_call:
                     reason = "tool_calls"
                 choice.finish_reason = reason
-        return chunk
+        return says
 
     def _usage_total(self) -> Any:
         """The last chunk LiteLLM's stream wrapper sends: the usage its stream builder totals

@@ -33,6 +33,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
+from weakref import WeakKeyDictionary
 
 from aiecs_llm.providers import engine as _litellm
 from aiecs_llm.transport import provider_request
@@ -62,7 +63,9 @@ class FastTransport:
     """Sends the calls it ``handles``; LiteLLM loads on the first one."""
 
     def __init__(self) -> None:
-        self._handlers: dict[asyncio.AbstractEventLoop, Any] = {}
+        # Per event loop (an HTTP client's connections belong to one), and not keeping a
+        # finished loop alive.
+        self._handlers: WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = WeakKeyDictionary()
         self._closed = False
         self.requests_sent = 0
         """Requests this transport sent (an answer or not), over the client's life."""
@@ -113,20 +116,14 @@ class FastTransport:
         from aiecs_llm.transport.chunks import ConfigChunkStream
 
         request = await self._request(call)
+        route = request.route
         with _as_litellm_raises(request):
             response = await self._post(request, timeout)
-            route = request.route
-            setup = request.stream_setup()
-            if route.stream_parser is not None:
-                parser = route.stream_parser(setup)
-            else:
-                parser = request.config.get_model_response_iterator_for_request(
-                    streaming_response=None,
-                    sync_stream=False,
-                    json_mode=request.json_mode,
-                    optional_params=request.optional_params,
-                    logging_obj=_call_record(request),
-                )
+            try:
+                parser = _stream_parser(request)
+            except BaseException:
+                await response.aclose()
+                raise
         return ConfigChunkStream(
             response,
             parser,
@@ -143,7 +140,7 @@ class FastTransport:
     async def close(self) -> None:
         """Close the HTTP clients opened so far; later sends fail as connection errors."""
         self._closed = True
-        handlers, self._handlers = list(self._handlers.values()), {}
+        handlers, self._handlers = list(self._handlers.values()), WeakKeyDictionary()
         for handler in handlers:
             await handler.close()
 
@@ -191,6 +188,20 @@ class FastTransport:
             handler = _litellm.http_handler()
             self._handlers[loop] = handler
         return handler.client
+
+
+def _stream_parser(request: ProviderRequest) -> Any:
+    """The parser of this request's stream events (``chunk_parser(event) -> chunk``)."""
+    route = request.route
+    if route.stream_parser is not None:
+        return route.stream_parser(request.stream_setup())
+    return request.config.get_model_response_iterator_for_request(
+        streaming_response=None,
+        sync_stream=False,
+        json_mode=request.json_mode,
+        optional_params=request.optional_params,
+        logging_obj=_call_record(request),
+    )
 
 
 def _acompletion_required(call: PreparedCall) -> bool:
