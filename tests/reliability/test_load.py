@@ -252,9 +252,11 @@ async def test_ten_thousand_calls_with_faults(remote, figures, quiet_logs, monke
             hangs = (await asyncio.to_thread(remote.stats))["faults"].get("hang", 0)
             # Read after the server's count: every hang is a call in flight until it ends in
             # a timeout, so this many, at least, are in flight now and held by a hang (fewer
-            # if a call ran out of time without one: then this waits for the timeouts).
+            # if a call ran out of time without one: then this waits for the hangs' timeouts,
+            # until nothing is in flight).
             held = hangs - hangs_before - failed["RequestTimeoutError"]
-            if next_index >= stop and next_index - done <= held:
+            in_flight = next_index - done
+            if next_index >= stop and (in_flight == 0 or in_flight <= held):
                 return
             await asyncio.sleep(0.1)
 
@@ -323,7 +325,7 @@ async def test_ten_thousand_calls_with_faults(remote, figures, quiet_logs, monke
     served = server_after["requests"] - server_before["requests"]
     injected = Counter(server_after["faults"]) - Counter(server_before["faults"])
     timed_out = failed["RequestTimeoutError"] - injected["hang"]
-    assert timed_out >= 0, "a hang that did not end its call in a timeout"
+    assert timed_out >= 0, ("a hang that did not end its call in a timeout", failed, injected)
     assert 0 <= served - injected.total() - answered <= timed_out
     survived = sum(row.retries for row in rows if row.outcome == "success")
     unsurvived = injected.total() - survived
