@@ -11,7 +11,6 @@ import asyncio
 import gc
 import os
 import threading
-from functools import cache
 from types import ModuleType
 from typing import Any
 
@@ -20,6 +19,10 @@ COST_MAP_ENV = "LITELLM_LOCAL_MODEL_COST_MAP"
 
 _background: threading.Thread | None = None
 _background_lock = threading.Lock()
+_module: ModuleType | None = None
+# Held for the whole import: a caller's first call and the background import may both ask for
+# LiteLLM at once, and only one of them should import it, collect and freeze.
+_import_lock = threading.Lock()
 
 
 def load_in_background() -> None:
@@ -45,7 +48,7 @@ def _finish_background_import() -> None:
 
 def loaded() -> bool:
     """Whether LiteLLM is imported and configured already."""
-    return litellm.cache_info().currsize > 0
+    return _module is not None
 
 
 async def load() -> ModuleType:
@@ -57,9 +60,16 @@ async def load() -> ModuleType:
     return await asyncio.to_thread(litellm)
 
 
-@cache
 def litellm() -> ModuleType:
     """The LiteLLM module, configured for library use."""
+    if _module is not None:
+        return _module
+    with _import_lock:
+        return _module or _import()
+
+
+def _import() -> ModuleType:
+    global _module  # noqa: PLW0603 - one import per process
     # LiteLLM reads this at import time; without it the import downloads the price map.
     # A user who set it either way keeps their choice.
     os.environ.setdefault(COST_MAP_ENV, "True")
@@ -73,8 +83,9 @@ def litellm() -> ModuleType:
     # CPU per call at concurrency 64 (bench/, docs/benchmarks.md).
     gc.collect()
     gc.freeze()
-    loaded: ModuleType = module
-    return loaded
+    imported: ModuleType = module
+    _module = imported
+    return imported
 
 
 def provider_of(model: str) -> tuple[str, str]:

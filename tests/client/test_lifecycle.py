@@ -39,6 +39,26 @@ def test_library_uses_the_bundled_cost_map_unless_told_otherwise():
     assert run_python(code % _litellm.COST_MAP_ENV, {}) == "True"
 
 
+def test_litellm_is_imported_once_when_many_threads_ask_at_once():
+    # A client's background import and a caller's first call race for the module; one of them
+    # imports it, and the collect-and-freeze that follows runs once, not per caller.
+    code = (
+        "import gc, threading\n"
+        "from aiecs_llm.providers import engine\n"
+        "freezes = []\n"
+        "real_freeze = gc.freeze\n"
+        "gc.freeze = lambda: (freezes.append(1), real_freeze())[1]\n"
+        "engine.load_in_background()\n"
+        "found = []\n"
+        "threads = [threading.Thread(target=lambda: found.append(engine.litellm()))"
+        " for _ in range(8)]\n"
+        "[thread.start() for thread in threads]\n"
+        "[thread.join() for thread in threads]\n"
+        "print(len(freezes), len({id(module) for module in found}), engine.loaded())\n"
+    )
+    assert run_python(code, {}) == "1 1 True"
+
+
 def test_the_users_choice_of_cost_map_is_kept():
     code = "import os; from aiecs_llm.providers import engine; print(os.environ['%s'])"
     assert run_python(code % _litellm.COST_MAP_ENV, {_litellm.COST_MAP_ENV: "False"}) == "False"

@@ -117,9 +117,11 @@ url = "{state_url}"
         )
         workers = start_workers(config, tmp_path)
         try:
-            for worker in workers:
+            for number, worker in enumerate(workers):
                 assert worker.stdout is not None
-                assert await asyncio.to_thread(worker.stdout.readline) == "ready\n"
+                line = await asyncio.to_thread(worker.stdout.readline)
+                log = tmp_path / f"worker-{number}.log"
+                assert line == "ready\n", f"replica {number} never got ready:\n{log.read_text()}"
             provider.arrivals.clear()  # the replicas' warm-up calls
             # The bucket starts full (a minute's requests at once, like the local limiter);
             # emptying it first makes every request of the run wait for the shared refill.
